@@ -41,58 +41,58 @@ static const char *const s_event_names[DIPX_EVENT_COUNT] = {
     {key, DIPX_FT_ENUM, req, 0, 0, offsetof (st, fld), NULL, names, n}
 
 static const dipx_field_t s_hello[] = {
-    F_UINT (dipx_hello_t, window, "window", true, 0, DIPX_MAX_WINDOW),
+    F_UINT (dipx_fhello_t, window, "window", true, 0, DIPX_MAX_WINDOW),
 };
 static const dipx_field_t s_welcome[] = {
-    F_TEXT (dipx_welcome_t, broker, "broker", true, 1, DIPX_MAX_AGENCY_ID, dipx_text_is_agency_id),
-    F_UINT (dipx_welcome_t, max_frame, "max_frame", true, 1, DIPX_MAX_FRAME),
-    F_UINT (dipx_welcome_t, window, "window", true, 0, DIPX_MAX_WINDOW),
+    F_TEXT (dipx_fwelcome_t, broker, "broker", true, 1, DIPX_MAX_AGENCY_ID, dipx_text_is_agency_id),
+    F_UINT (dipx_fwelcome_t, max_frame, "max_frame", true, 1, DIPX_MAX_FRAME),
+    F_UINT (dipx_fwelcome_t, window, "window", true, 0, DIPX_MAX_WINDOW),
 };
 static const dipx_field_t s_send[] = {
-    F_SLICE (dipx_send_t, env, "env", true, 1, DIPX_MAX_ENV),
+    F_SLICE (dipx_fsend_t, env, "env", true, 1, DIPX_MAX_ENV),
 };
 static const dipx_field_t s_accepted[] = {
-    F_BYTES (dipx_accepted_t, id, "id", true, DIPX_ID_BYTES),
-    F_UINT (dipx_accepted_t, seq, "seq", true, 1, UINT64_MAX),
+    F_BYTES (dipx_faccepted_t, id, "id", true, DIPX_ID_BYTES),
+    F_UINT (dipx_faccepted_t, seq, "seq", true, 1, UINT64_MAX),
 };
 static const dipx_field_t s_refused[] = {
-    F_BYTES (dipx_refused_t, id, "id", true, DIPX_ID_BYTES),
-    F_UINT (dipx_refused_t, code, "code", true, 1, DIPX_E_LOCAL_FIRST - 1),
-    F_TEXT (dipx_refused_t, reason, "reason", true, 0, DIPX_MAX_REASON, s_reason_ok),
+    F_BYTES (dipx_frefused_t, id, "id", true, DIPX_ID_BYTES),
+    F_UINT (dipx_frefused_t, code, "code", true, 1, DIPX_E_LOCAL_FIRST - 1),
+    F_TEXT (dipx_frefused_t, reason, "reason", true, 0, DIPX_MAX_REASON, s_reason_ok),
 };
 static const dipx_field_t s_deliver[] = {
-    F_UINT (dipx_deliver_t, seq, "seq", true, 1, UINT64_MAX),
-    F_UINT (dipx_deliver_t, count, "count", true, 1, UINT32_MAX),
-    F_SLICE (dipx_deliver_t, env, "env", true, 1, DIPX_MAX_ENV),
+    F_UINT (dipx_fdeliver_t, seq, "seq", true, 1, UINT64_MAX),
+    F_UINT (dipx_fdeliver_t, count, "count", true, 1, UINT32_MAX),
+    F_SLICE (dipx_fdeliver_t, env, "env", true, 1, DIPX_MAX_ENV),
 };
 static const dipx_field_t s_ack[] = {
-    {"ids", DIPX_FT_IDLIST, true, 1, DIPX_MAX_ACK_IDS, offsetof (dipx_ack_t, ids), NULL, NULL, 0},
-    F_UINT (dipx_ack_t, at, "at", true, 0, UINT64_MAX),
-    F_BYTES (dipx_ack_t, sig, "sig", true, DIPX_SIG_BYTES),
+    {"ids", DIPX_FT_IDLIST, true, 1, DIPX_MAX_ACK_IDS, offsetof (dipx_fack_t, ids), NULL, NULL, 0},
+    F_UINT (dipx_fack_t, at, "at", true, 0, UINT64_MAX),
+    F_BYTES (dipx_fack_t, sig, "sig", true, DIPX_SIG_BYTES),
 };
 static const dipx_field_t s_receipt[] = {
-    F_BYTES (dipx_receipt_t, id, "id", true, DIPX_ID_BYTES),
-    F_ENUM (dipx_receipt_t, event, "event", true, s_event_names, DIPX_EVENT_COUNT),
-    F_UINT (dipx_receipt_t, at, "at", true, 0, UINT64_MAX),
-    F_TEXT (dipx_receipt_t, by, "by", true, 1, DIPX_MAX_AGENCY_ID, dipx_text_is_agency_id),
-    F_UINT (dipx_receipt_t, code, "code", false, 1, DIPX_E_LOCAL_FIRST - 1),
-    F_TEXT (dipx_receipt_t, reason, "reason", false, 0, DIPX_MAX_REASON, s_reason_ok),
-    F_UINT (dipx_receipt_t, count, "count", false, 0, UINT32_MAX),
+    F_BYTES (dipx_freceipt_t, id, "id", true, DIPX_ID_BYTES),
+    F_ENUM (dipx_freceipt_t, event, "event", true, s_event_names, DIPX_EVENT_COUNT),
+    F_UINT (dipx_freceipt_t, at, "at", true, 0, UINT64_MAX),
+    F_TEXT (dipx_freceipt_t, by, "by", true, 1, DIPX_MAX_AGENCY_ID, dipx_text_is_agency_id),
+    F_UINT (dipx_freceipt_t, code, "code", false, 1, DIPX_E_LOCAL_FIRST - 1),
+    F_TEXT (dipx_freceipt_t, reason, "reason", false, 0, DIPX_MAX_REASON, s_reason_ok),
+    F_UINT (dipx_freceipt_t, count, "count", false, 0, UINT32_MAX),
 };
 static const dipx_field_t s_error[] = {
-    F_UINT (dipx_errorf_t, code, "code", true, 1, DIPX_E_LOCAL_FIRST - 1),
-    F_UINT (dipx_errorf_t, cmd, "cmd", true, 0, 255),
-    F_TEXT (dipx_errorf_t, reason, "reason", true, 0, DIPX_MAX_REASON, s_reason_ok),
+    F_UINT (dipx_ferror_t, code, "code", true, 1, DIPX_E_LOCAL_FIRST - 1),
+    F_UINT (dipx_ferror_t, cmd, "cmd", true, 0, 255),
+    F_TEXT (dipx_ferror_t, reason, "reason", true, 0, DIPX_MAX_REASON, s_reason_ok),
 };
 static const dipx_field_t s_outcome[] = {
-    F_BYTES (dipx_outcome_t, id, "id", true, DIPX_ID_BYTES),
-    F_ENUM (dipx_outcome_t, event, "event", true, s_event_names, DIPX_EVENT_COUNT),
-    F_TEXT (dipx_outcome_t, reason, "reason", false, 0, DIPX_MAX_REASON, s_reason_ok),
-    F_UINT (dipx_outcome_t, at, "at", true, 0, UINT64_MAX),
-    F_BYTES (dipx_outcome_t, sig, "sig", true, DIPX_SIG_BYTES),
+    F_BYTES (dipx_foutcome_t, id, "id", true, DIPX_ID_BYTES),
+    F_ENUM (dipx_foutcome_t, event, "event", true, s_event_names, DIPX_EVENT_COUNT),
+    F_TEXT (dipx_foutcome_t, reason, "reason", false, 0, DIPX_MAX_REASON, s_reason_ok),
+    F_UINT (dipx_foutcome_t, at, "at", true, 0, UINT64_MAX),
+    F_BYTES (dipx_foutcome_t, sig, "sig", true, DIPX_SIG_BYTES),
 };
 static const dipx_field_t s_track[] = {
-    F_BYTES (dipx_track_t, id, "id", true, DIPX_ID_BYTES),
+    F_BYTES (dipx_ftrack_t, id, "id", true, DIPX_ID_BYTES),
 };
 
 static const dipx_schema_t s_schemas[DIPX_CMD_MAX + 1] = {
@@ -213,7 +213,7 @@ dipx_ack_statement (const char *by, uint64_t at, const dipx_idlist_t *ids, uint8
 }
 
 size_t
-dipx_outcome_statement (const char *by, const dipx_outcome_t *o, uint8_t *buf)
+dipx_outcome_statement (const char *by, const dipx_foutcome_t *o, uint8_t *buf)
 {
     size_t n = s_put_label_by (buf, "dipx-v1-outcome", by);
     memcpy (buf + n, o->id, DIPX_ID_BYTES);

@@ -47,40 +47,40 @@ typedef enum {
 
 typedef struct {
     uint64_t window; /* deliveries the client accepts in flight; 0 = send only */
-} dipx_hello_t;
+} dipx_fhello_t;
 
 typedef struct {
     char broker[DIPX_MAX_AGENCY_ID + 1]; /* broker's id */
     uint64_t max_frame;                  /* largest frame the broker accepts */
     uint64_t window;                     /* deliveries granted in flight */
-} dipx_welcome_t;
+} dipx_fwelcome_t;
 
 typedef struct {
     dipx_slice_t env; /* the envelope document */
-} dipx_send_t;
+} dipx_fsend_t;
 
 typedef struct {
     uint8_t id[DIPX_ID_BYTES]; /* message id */
     uint64_t seq;              /* broker sequence number */
-} dipx_accepted_t;
+} dipx_faccepted_t;
 
 typedef struct {
     uint8_t id[DIPX_ID_BYTES];        /* message id (zero if none could be read) */
     uint64_t code;                    /* wire error code */
     char reason[DIPX_MAX_REASON + 1]; /* human-readable detail */
-} dipx_refused_t;
+} dipx_frefused_t;
 
 typedef struct {
     uint64_t seq;     /* broker sequence number */
     uint64_t count;   /* delivery attempt, 1 for the first; > 1 means redelivered */
     dipx_slice_t env; /* the envelope as the sender sent it */
-} dipx_deliver_t;
+} dipx_fdeliver_t;
 
 typedef struct {
     dipx_idlist_t ids;             /* ids acknowledged */
     uint64_t at;                   /* recipient's clock, ms since the epoch */
     uint8_t sig[DIPX_SIG_BYTES];   /* Ed25519 by the recipient, see dipx_ack_sign */
-} dipx_ack_t;
+} dipx_fack_t;
 
 typedef struct {
     uint8_t id[DIPX_ID_BYTES];           /* message id */
@@ -90,13 +90,13 @@ typedef struct {
     uint64_t code;                       /* wire error code, optional */
     char reason[DIPX_MAX_REASON + 1];    /* detail, optional */
     uint64_t count;                      /* delivery count, optional */
-} dipx_receipt_t;
+} dipx_freceipt_t;
 
 typedef struct {
     uint64_t code;                    /* wire error code */
     uint64_t cmd;                     /* command that caused it, 0 if unknown */
     char reason[DIPX_MAX_REASON + 1]; /* detail */
-} dipx_errorf_t;
+} dipx_ferror_t;
 
 typedef struct {
     uint8_t id[DIPX_ID_BYTES];        /* message id */
@@ -104,29 +104,29 @@ typedef struct {
     char reason[DIPX_MAX_REASON + 1]; /* detail, optional for actioned */
     uint64_t at;                      /* recipient's clock */
     uint8_t sig[DIPX_SIG_BYTES];      /* Ed25519 by the recipient, see dipx_outcome_sign */
-} dipx_outcome_t;
+} dipx_foutcome_t;
 
 typedef struct {
     uint8_t id[DIPX_ID_BYTES]; /* message id */
-} dipx_track_t;
+} dipx_ftrack_t;
 
 /*  One decoded frame. Optional fields' presence is in `present`.  */
 typedef struct {
     int cmd;          /* dipx_cmd_t */
     uint32_t present; /* bitmask of body fields seen (schema order) */
     union {
-        dipx_hello_t hello;
-        dipx_welcome_t welcome;
-        dipx_send_t send;
-        dipx_accepted_t accepted;
-        dipx_refused_t refused;
-        dipx_deliver_t deliver;
-        dipx_ack_t ack;
-        dipx_receipt_t receipt;
-        dipx_errorf_t error;
-        dipx_outcome_t outcome;
-        dipx_track_t track;
-        dipx_receipt_t history; /* HISTORY has RECEIPT's body */
+        dipx_fhello_t hello;
+        dipx_fwelcome_t welcome;
+        dipx_fsend_t send;
+        dipx_faccepted_t accepted;
+        dipx_frefused_t refused;
+        dipx_fdeliver_t deliver;
+        dipx_fack_t ack;
+        dipx_freceipt_t receipt;
+        dipx_ferror_t error;
+        dipx_foutcome_t outcome;
+        dipx_ftrack_t track;
+        dipx_freceipt_t history; /* HISTORY has RECEIPT's body */
     } u;
 } dipx_frame_t;
 
@@ -158,6 +158,6 @@ size_t dipx_ack_statement (const char *by, uint64_t at, const dipx_idlist_t *ids
 
 /*  Bytes an OUTCOME signature covers, likewise (at least DIPX_OUTCOME_STMT_MAX).  */
 #define DIPX_OUTCOME_STMT_MAX (32 + 1 + DIPX_MAX_AGENCY_ID + DIPX_ID_BYTES + 1 + 8 + 2 + DIPX_MAX_REASON)
-size_t dipx_outcome_statement (const char *by, const dipx_outcome_t *o, uint8_t *buf);
+size_t dipx_outcome_statement (const char *by, const dipx_foutcome_t *o, uint8_t *buf);
 
 #endif
