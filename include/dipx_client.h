@@ -47,7 +47,8 @@ typedef struct {
                                   the agencies this one exchanges with */
     uint32_t window;           /* deliveries in flight to this client (1..1024);
                                   0 = send only, nothing is delivered */
-    const char *outbox;        /* directory for a durable outbox, or NULL */
+    const char *outbox;        /* directory for a durable outbox: not implemented
+                                  yet, must be NULL (else DIPX_E_INVAL) */
     dipx_log_fn *log;          /* log callback, or NULL */
     void *log_arg;             /* passed to log */
 } dipx_options_t;
@@ -58,8 +59,9 @@ typedef struct {
     file, DIPX_E_BROKER_KEY, DIPX_E_INVAL, DIPX_E_NOMEM, DIPX_E_ZMQ.  */
 DIPX_EXPORT int dipx_client_new (const dipx_options_t *options, dipx_client_t **out);
 
-/*  Closes the connection and frees everything, wiping keys. Sends that were
-    not answered are abandoned (unless an outbox keeps them). Accepts NULL.  */
+/*  Closes the connection and frees everything, wiping keys. Frames already
+    written (acknowledgements) get up to 2 s to reach a connected broker;
+    sends that were not answered are abandoned. Accepts NULL.  */
 DIPX_EXPORT void dipx_client_destroy (dipx_client_t **self_p);
 
 /*  This agency's id (owned by the client).  */
@@ -143,7 +145,10 @@ DIPX_EXPORT int dipx_client_outcome (dipx_client_t *self, const dipx_message_t *
 /*  A file descriptor that becomes readable when the client may have work:
     when it does, call dipx_client_recv / dipx_client_result / dipx_client_receipt
     with timeout 0 until they return DIPX_E_TIMEOUT (it is edge-triggered, as
-    ZMQ_FD is). Owned by the client.  */
+    ZMQ_FD is). It must be watched even by a program that only sends: the
+    client answers each new connection with its HELLO inside these calls.
+    Linux: an epoll descriptor over the ZMQ_FDs of the connection and of its
+    monitor. Owned by the client.  */
 DIPX_EXPORT int dipx_client_fd (dipx_client_t *self, int *fd);
 
 /*  A receipt: what happened to a message this agency sent.  */

@@ -60,6 +60,8 @@ extern "C" {
     X (CONSENT, 33, "consent", "consent record does not cover this message")                      \
     X (NOT_RECIPIENT, 34, "not_recipient", "acknowledged message is not queued for this agency")  \
     X (BUSY, 35, "busy", "broker is overloaded; retry later")                                     \
+    X (UNDELIVERED, 36, "undelivered", "not acknowledged after the most deliveries allowed")     \
+    X (RECIPIENT_REJECTED, 37, "recipient_rejected", "the recipient rejected the message")       \
     /* local: never on the wire */                                                                 \
     X (NOMEM, 100, "nomem", "out of memory")                                                       \
     X (INVAL, 101, "inval", "invalid argument")                                                    \

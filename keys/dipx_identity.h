@@ -73,4 +73,49 @@ int dipx_key_from_z85 (const char *text, size_t len, uint8_t key[DIPX_KEY_BYTES]
     BLAKE2b-256("dipx-v1-keyfp\0" || key) as 16 lowercase hex characters.  */
 void dipx_key_fingerprint (const uint8_t key[DIPX_KEY_BYTES], char out[17]);
 
+/*  Z85 of size bytes (a multiple of 4) into out (size * 5 / 4 + 1 bytes,
+    NUL-terminated). DIPX_E_INVAL if size is not a multiple of 4.  */
+int dipx_z85_encode (const uint8_t *data, size_t size, char *out);
+
+/*  Decodes exactly out_size * 5 / 4 characters of canonical Z85 (text need
+    not be NUL-terminated) into out. DIPX_E_SYNTAX if not.  */
+int dipx_z85_decode (const char *text, size_t len, uint8_t *out, size_t out_size);
+
+/*  Private to keys/ (card and registry files share them); not an API.  */
+
+/*  A cursor over LF-terminated lines of text that is not NUL-terminated.  */
+typedef struct {
+    const char *text; /* the whole input */
+    size_t len;       /* its length in bytes */
+    size_t pos;       /* offset of the next line */
+    int line;         /* number of the line last taken (1-based), 0 before */
+} dipx__lines_t;
+
+/*  Takes the next line, without its LF. false at the end of the text or if
+    the line has no LF (a final newline is required).  */
+bool dipx__lines_next (dipx__lines_t *self, const char **line, size_t *line_len);
+
+/*  Takes the next line, which must be "<key>: <value>" with exactly one space
+    and a non-empty value; sets value and value_len. false otherwise.  */
+bool dipx__lines_field (dipx__lines_t *self, const char *key, const char **value,
+                        size_t *value_len);
+
+/*  How dipx__file_write creates path.  */
+enum {
+    DIPX__WRITE_NEW = 1,    /* O_EXCL: DIPX_E_EXISTS if path exists */
+    DIPX__WRITE_ATOMIC = 2, /* temp file in the same directory, then rename */
+};
+
+/*  Reads the regular file path, at most max bytes (DIPX_E_SYNTAX if longer,
+    DIPX_E_IO if unreadable or not a regular file). With secret set, refuses a
+    file whose mode grants group or others anything (DIPX_E_PERM) and reads
+    into sodium_malloc'd memory that the caller wipes and sodium_free's;
+    otherwise the caller free's *out.  */
+int dipx__file_read (const char *path, size_t max, bool secret, char **out, size_t *out_len);
+
+/*  Writes len bytes to path with mode, fsync'ing the file and its directory.
+    how is DIPX__WRITE_NEW or DIPX__WRITE_ATOMIC. On failure nothing is left
+    behind and an existing file is intact. DIPX_E_EXISTS or DIPX_E_IO.  */
+int dipx__file_write (const char *path, const void *data, size_t len, unsigned mode, int how);
+
 #endif

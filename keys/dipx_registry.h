@@ -39,21 +39,33 @@ typedef struct dipx_registry_t dipx_registry_t;
 dipx_registry_t *dipx_registry_new (void);
 
 /*  Loads a registry file (at most DIPX_MAX_REGISTRY_BYTES, DIPX_MAX_AGENCIES
-    entries). Returns 0 and *out (caller owns), DIPX_E_IO, DIPX_E_SYNTAX (with
-    the line number in *line if line is not NULL), DIPX_E_CARD_SIG, DIPX_E_EXISTS
-    (duplicate id or key), DIPX_E_COUNT, DIPX_E_NOMEM.  */
+    entries). Returns 0 and *out (caller owns), DIPX_E_IO, DIPX_E_SYNTAX,
+    DIPX_E_CARD_SIG, DIPX_E_EXISTS (duplicate id or key), DIPX_E_VALUE (a
+    broker-type card), DIPX_E_COUNT, DIPX_E_NOMEM. If line is not NULL it gets
+    the 1-based line at fault (the card's first line for a card-wide error),
+    or 0.  */
 int dipx_registry_load (const char *path, dipx_registry_t **out, int *line);
 
 /*  Parses registry text; as load.  */
 int dipx_registry_parse (const char *text, size_t len, dipx_registry_t **out, int *line);
 
-/*  Saves atomically. DIPX_E_IO on failure (the old file is intact).  */
+/*  Saves atomically, keeping an existing file's permission bits (else 0644).
+    DIPX_E_IO on failure (the old file is intact).  */
 int dipx_registry_save (const dipx_registry_t *self, const char *path);
+
+/*  Saves to a new file (O_EXCL, mode 0644), for `registry init`.
+    DIPX_E_EXISTS if path exists, DIPX_E_IO.  */
+int dipx_registry_create (const dipx_registry_t *self, const char *path);
+
+/*  Writes the registry as file text into a malloc'd *out (caller owns).  */
+int dipx_registry_format (const dipx_registry_t *self, char **out, size_t *out_len);
 
 void dipx_registry_destroy (dipx_registry_t **self_p);
 
 /*  Adds a card as active (time now). DIPX_E_EXISTS if its id or either key is
-    already present; DIPX_E_VALUE for a broker-type card; DIPX_E_COUNT if full.  */
+    already present; DIPX_E_VALUE for a broker-type card or a field out of
+    range; DIPX_E_CARD_SIG if its self-signature does not verify (so that a
+    saved registry always loads again); DIPX_E_COUNT if full.  */
 int dipx_registry_add (dipx_registry_t *self, const dipx_card_t *card);
 
 /*  Changes an entry's status. DIPX_E_NOT_FOUND; DIPX_E_VALUE when reactivating
@@ -69,7 +81,15 @@ const dipx_entry_t *dipx_registry_by_enc_key (const dipx_registry_t *self,
 size_t dipx_registry_size (const dipx_registry_t *self);
 const dipx_entry_t *dipx_registry_at (const dipx_registry_t *self, size_t i);
 
+/*  Wire name of a status ("active"), NULL if out of range; and back, or
+    DIPX_E_VALUE.  */
 const char *dipx_status_name (int status);
 int dipx_status_parse (const char *name);
+
+/*  Private to keys/ and its tests: adds a card the caller has already
+    verified, with the given status and change time; checks only type,
+    duplicates and count, as dipx_registry_add.  */
+int dipx__registry_insert (dipx_registry_t *self, const dipx_card_t *card, int status,
+                           int64_t changed);
 
 #endif

@@ -193,15 +193,17 @@ s_fixed_write (void *data, const char *buf, size_t len)
     return 0;
 }
 
-int
-dipx_envelope_seal (const dipx_header_t *h, const uint8_t *body, size_t body_len,
-                    const uint8_t shared[DIPX_KEY_BYTES], const uint8_t *sign_sk, uint8_t **out,
-                    size_t *out_len)
+/*  Seals with the given nonce, or a random one when nonce is NULL.  */
+static int
+s_seal (const dipx_header_t *h, const uint8_t *body, size_t body_len,
+        const uint8_t shared[DIPX_KEY_BYTES], const uint8_t *sign_sk,
+        const uint8_t *nonce, uint8_t **out, size_t *out_len)
 {
     if (body_len > DIPX_MAX_BODY || (!body && body_len))
         return DIPX_E_INVAL;
     uint8_t *hdr = NULL, *inner = NULL, *ct = NULL;
     size_t hdr_len = 0;
+    size_t cap = body_len + DIPX_INNER_OVERHEAD; /* the sealed plaintext's buffer */
     uint32_t present = h->basis == DIPX_BASIS_PUBLIC_INTEREST ? S_PI_FIELDS : 0;
     int rc = dipx_mp_encode_doc (&s_header_schema, h, present, &hdr, &hdr_len);
     if (rc)
@@ -225,7 +227,6 @@ dipx_envelope_seal (const dipx_header_t *h, const uint8_t *body, size_t body_len
     dipx_hash_labelled ("dipx-v1-header", hdr, hdr_len, in.hh);
     in.body = (dipx_slice_t){body, body_len};
 
-    size_t cap = body_len + DIPX_INNER_OVERHEAD;
     inner = (uint8_t *) malloc (cap);
     ct = (uint8_t *) malloc (DIPX_NONCE_BYTES + DIPX_MAC_BYTES + cap);
     if (!inner || !ct) {
@@ -238,7 +239,10 @@ dipx_envelope_seal (const dipx_header_t *h, const uint8_t *body, size_t body_len
     if ((rc = dipx_mp_encode_map (&pk, &s_inner_schema, &in, 0)))
         goto done;
 
-    randombytes_buf (ct, DIPX_NONCE_BYTES);
+    if (nonce)
+        memcpy (ct, nonce, DIPX_NONCE_BYTES);
+    else
+        randombytes_buf (ct, DIPX_NONCE_BYTES);
     crypto_box_easy_afternm (ct + DIPX_NONCE_BYTES, inner, fx.len, ct, shared);
     size_t ct_len = DIPX_NONCE_BYTES + DIPX_MAC_BYTES + fx.len;
 
@@ -249,12 +253,29 @@ dipx_envelope_seal (const dipx_header_t *h, const uint8_t *body, size_t body_len
     e.hdr = (dipx_slice_t){hdr, hdr_len};
     e.ct = (dipx_slice_t){ct, ct_len};
     rc = dipx_mp_encode_doc (&s_env_schema, &e, 0, out, out_len);
-    sodium_memzero (inner, fx.len);
 done:
+    if (inner) /* also after a failed encode, which may have written part of it */
+        sodium_memzero (inner, cap);
     free (inner);
     free (ct);
     free (hdr);
     return rc;
+}
+
+int
+dipx_envelope_seal (const dipx_header_t *h, const uint8_t *body, size_t body_len,
+                    const uint8_t shared[DIPX_KEY_BYTES], const uint8_t *sign_sk, uint8_t **out,
+                    size_t *out_len)
+{
+    return s_seal (h, body, body_len, shared, sign_sk, NULL, out, out_len);
+}
+
+int
+dipx__envelope_seal_nonce (const dipx_header_t *h, const uint8_t *body, size_t body_len,
+                           const uint8_t shared[DIPX_KEY_BYTES], const uint8_t *sign_sk,
+                           const uint8_t nonce[DIPX_NONCE_BYTES], uint8_t **out, size_t *out_len)
+{
+    return s_seal (h, body, body_len, shared, sign_sk, nonce, out, out_len);
 }
 
 int

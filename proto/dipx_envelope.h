@@ -73,6 +73,14 @@ int dipx_envelope_seal (const dipx_header_t *h, const uint8_t *body, size_t body
                         const uint8_t shared[DIPX_KEY_BYTES], const uint8_t *sign_sk,
                         uint8_t **out, size_t *out_len);
 
+/*  Private but shared (tests only): dipx_envelope_seal with a given nonce
+    instead of a random one, so that a golden envelope is byte-exact. Never
+    use it to send: a repeated nonce under one shared key breaks the box.  */
+int dipx__envelope_seal_nonce (const dipx_header_t *h, const uint8_t *body, size_t body_len,
+                               const uint8_t shared[DIPX_KEY_BYTES], const uint8_t *sign_sk,
+                               const uint8_t nonce[DIPX_NONCE_BYTES], uint8_t **out,
+                               size_t *out_len);
+
 /*  Opens the sealed payload of a decoded envelope with the shared key of the
     recipient's secret key and the sender's public key, and checks that the
     sealed id, sender and recipient equal the header's (DIPX_E_READDRESSED)

@@ -79,6 +79,19 @@ static const dipx_field_t s_receipt[] = {
     F_TEXT (dipx_freceipt_t, reason, "reason", false, 0, DIPX_MAX_REASON, s_reason_ok),
     F_UINT (dipx_freceipt_t, count, "count", false, 0, UINT32_MAX),
 };
+/*  HISTORY: a RECEIPT body plus its place in the answer to one TRACK: the
+    broker sends `total` HISTORY frames with index 0..total-1, oldest first.  */
+static const dipx_field_t s_history[] = {
+    F_BYTES (dipx_freceipt_t, id, "id", true, DIPX_ID_BYTES),
+    F_ENUM (dipx_freceipt_t, event, "event", true, s_event_names, DIPX_EVENT_COUNT),
+    F_UINT (dipx_freceipt_t, at, "at", true, 0, UINT64_MAX),
+    F_TEXT (dipx_freceipt_t, by, "by", true, 1, DIPX_MAX_AGENCY_ID, dipx_text_is_agency_id),
+    F_UINT (dipx_freceipt_t, code, "code", false, 1, DIPX_E_LOCAL_FIRST - 1),
+    F_TEXT (dipx_freceipt_t, reason, "reason", false, 0, DIPX_MAX_REASON, s_reason_ok),
+    F_UINT (dipx_freceipt_t, count, "count", false, 0, UINT32_MAX),
+    F_UINT (dipx_freceipt_t, index, "index", true, 0, DIPX_MAX_HISTORY - 1),
+    F_UINT (dipx_freceipt_t, total, "total", true, 1, DIPX_MAX_HISTORY),
+};
 static const dipx_field_t s_error[] = {
     F_UINT (dipx_ferror_t, code, "code", true, 1, DIPX_E_LOCAL_FIRST - 1),
     F_UINT (dipx_ferror_t, cmd, "cmd", true, 0, 255),
@@ -101,7 +114,7 @@ static const dipx_schema_t s_schemas[DIPX_CMD_MAX + 1] = {
     [DIPX_CMD_REFUSED] = DIPX_SCHEMA (s_refused),   [DIPX_CMD_DELIVER] = DIPX_SCHEMA (s_deliver),
     [DIPX_CMD_ACK] = DIPX_SCHEMA (s_ack),           [DIPX_CMD_RECEIPT] = DIPX_SCHEMA (s_receipt),
     [DIPX_CMD_ERROR] = DIPX_SCHEMA (s_error),       [DIPX_CMD_OUTCOME] = DIPX_SCHEMA (s_outcome),
-    [DIPX_CMD_TRACK] = DIPX_SCHEMA (s_track),       [DIPX_CMD_HISTORY] = DIPX_SCHEMA (s_receipt),
+    [DIPX_CMD_TRACK] = DIPX_SCHEMA (s_track),       [DIPX_CMD_HISTORY] = DIPX_SCHEMA (s_history),
 };
 
 static const char *const s_cmd_names[DIPX_CMD_MAX + 1] = {
@@ -150,8 +163,15 @@ dipx_frame_decode (const uint8_t *buf, size_t len, dipx_frame_t *f)
     f->cmd = (int) cmd;
     if ((rc = dipx_mp_decode_map (&r, &s_schemas[cmd], &f->u, &f->present)))
         return rc;
-    if (cmd == DIPX_CMD_OUTCOME && f->u.outcome.event != DIPX_EVENT_ACTIONED
-        && f->u.outcome.event != DIPX_EVENT_REJECTED)
+    /* Cross-field rules. An OUTCOME is actioned or rejected, and a rejection
+       says why; a HISTORY frame's index lies inside its answer.  */
+    if (cmd == DIPX_CMD_OUTCOME) {
+        if (f->u.outcome.event != DIPX_EVENT_ACTIONED && f->u.outcome.event != DIPX_EVENT_REJECTED)
+            return DIPX_E_VALUE;
+        if (f->u.outcome.event == DIPX_EVENT_REJECTED && !(f->present & DIPX_OUTCOME_HAS_REASON))
+            return DIPX_E_MISSING_FIELD;
+    }
+    if (cmd == DIPX_CMD_HISTORY && f->u.history.index >= f->u.history.total)
         return DIPX_E_VALUE;
     return r.p == r.end ? 0 : DIPX_E_TRAILING;
 }

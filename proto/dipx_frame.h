@@ -90,6 +90,8 @@ typedef struct {
     uint64_t code;                       /* wire error code, optional */
     char reason[DIPX_MAX_REASON + 1];    /* detail, optional */
     uint64_t count;                      /* delivery count, optional */
+    uint64_t index;                      /* HISTORY only: 0-based place in the answer */
+    uint64_t total;                      /* HISTORY only: frames in the answer */
 } dipx_freceipt_t;
 
 typedef struct {
@@ -101,7 +103,7 @@ typedef struct {
 typedef struct {
     uint8_t id[DIPX_ID_BYTES];        /* message id */
     int event;                        /* DIPX_EVENT_ACTIONED or _REJECTED */
-    char reason[DIPX_MAX_REASON + 1]; /* detail, optional for actioned */
+    char reason[DIPX_MAX_REASON + 1]; /* detail: optional for actioned, required for rejected */
     uint64_t at;                      /* recipient's clock */
     uint8_t sig[DIPX_SIG_BYTES];      /* Ed25519 by the recipient, see dipx_outcome_sign */
 } dipx_foutcome_t;
@@ -126,7 +128,7 @@ typedef struct {
         dipx_ferror_t error;
         dipx_foutcome_t outcome;
         dipx_ftrack_t track;
-        dipx_freceipt_t history; /* HISTORY has RECEIPT's body */
+        dipx_freceipt_t history; /* RECEIPT's body plus index and total */
     } u;
 } dipx_frame_t;
 
@@ -137,8 +139,10 @@ typedef struct {
 #define DIPX_OUTCOME_HAS_REASON (1u << 2)
 
 /*  Decodes one frame. Returns 0, or a decode error (version first, then
-    command, then the body's fields). On error f->cmd holds the command if it
-    was read, else 0.  */
+    command, then the body's fields, then cross-field rules: an OUTCOME event
+    other than actioned/rejected is DIPX_E_VALUE, a rejected OUTCOME without
+    reason DIPX_E_MISSING_FIELD, a HISTORY index >= total DIPX_E_VALUE). On
+    error f->cmd holds the command if it was read, else 0.  */
 int dipx_frame_decode (const uint8_t *buf, size_t len, dipx_frame_t *f);
 
 /*  Encodes f into a fresh buffer; *out is malloc'd and owned by the caller.  */

@@ -45,14 +45,20 @@
     broker's per-session memory and the recipient's receive buffer.  */
 #define DIPX_MAX_WINDOW 1024
 
+/*  Events in one message's history (TRACK answer): accepted, up to the
+    dead-letter threshold of deliveries, ack, outcome, redrives; 256 is ample
+    and bounds the answer.  */
+#define DIPX_MAX_HISTORY 256
+
 /*  Nesting: a frame is array > body map > array of ids; nothing needs more.  */
 #define DIPX_MAX_DEPTH 3
 
 /*  Elements in any one array or map: the largest is an ACK's id list.  */
 #define DIPX_MAX_CONTAINER DIPX_MAX_ACK_IDS
 
-/*  Fields in any map we define (the header has 15).  */
-#define DIPX_MAX_FIELDS 16
+/*  Fields in any map we define: the header has 15, a stored audit record
+    up to 22; a decoder's presence bitmask is 32 bits.  */
+#define DIPX_MAX_FIELDS 24
 
 /*  Encoded header: the worst case with minimal encodings is under 2 KiB
     (checked below); 4 KiB allows a sender's wider integer and string headers.  */
@@ -108,6 +114,25 @@
     the envelope; an audit record is a map of short fields.  */
 #define DIPX_MAX_AUDIT_REC 4096
 
+/*  Client library: sends posted and not yet collected (answered or not). The
+    public API promises 1024 (dipx_client.h): enough to keep a broker's
+    group commit full at a few ms per round trip. Each holds its SEND frame
+    until answered, so the worst case is 1024 maximum-size envelopes.  */
+#define DIPX_MAX_PENDING 1024
+
+/*  Client library: ACK and OUTCOME frames held while the connection is down,
+    written after the next HELLO; two per message of a full window.  */
+#define DIPX_MAX_CONTROL (2 * DIPX_MAX_WINDOW)
+
+/*  Client library: receipts waiting for dipx_client_receipt. A sender that
+    never reads them keeps this many; newer ones are dropped and counted.  */
+#define DIPX_MAX_RECEIPTS 4096
+
+/*  Client library: shared keys (crypto_box_beforenm) cached, one per peer, in
+    one sodium_malloc'd block; replaced round-robin beyond this. An agency
+    exchanges with tens of peers, a bench client with a few hundred.  */
+#define DIPX_MAX_PEER_CACHE 256
+
 /*  Sizes of fixed binary fields.  */
 #define DIPX_ID_BYTES 16
 #define DIPX_HASH_BYTES 32
@@ -128,6 +153,7 @@ _Static_assert (DIPX_MAX_FRAME < 2u * 1024u * 1024u, "frame limit grew past 2 Mi
 _Static_assert (DIPX_MAX_CONTAINER >= DIPX_MAX_ACK_IDS, "container limit below ACK ids");
 _Static_assert (DIPX_MAX_CONTAINER >= DIPX_MAX_FIELDS, "container limit below field count");
 _Static_assert (DIPX_MAX_ACK_IDS * (DIPX_ID_BYTES + 2) + 256 < DIPX_MAX_FRAME, "ACK too big");
+_Static_assert (DIPX_MAX_FIELDS <= 32, "presence bitmask is 32 bits");
 _Static_assert (DIPX_MAX_AGENCY_ID < 255, "agency ids are stored with a one-byte length");
 
 #endif

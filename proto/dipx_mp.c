@@ -40,6 +40,8 @@ dipx_mp_check (const uint8_t *buf, size_t len, int max_depth)
 {
     if (max_depth > DIPX_MAX_DEPTH)
         max_depth = DIPX_MAX_DEPTH;
+    if (len == 0) /* before any pointer arithmetic: buf may be NULL */
+        return DIPX_E_TRUNCATED;
     const uint8_t *p = buf;
     const uint8_t *end = buf + len;
     uint64_t left[DIPX_MAX_DEPTH + 1]; /* values still to read per open level */
@@ -361,6 +363,8 @@ int
 dipx_mp_decode_map (dipx_mp_t *r, const dipx_schema_t *schema, void *dest, uint32_t *present)
 {
     uint32_t n, seen = 0;
+    if (schema->count > DIPX_SCHEMA_MAX)
+        return DIPX_E_INVAL;
     int rc = dipx_mp_read_map (r, &n);
     if (rc)
         return rc;
@@ -472,6 +476,8 @@ s_encode_field (msgpack_packer *pk, const dipx_field_t *f, const uint8_t *src)
     }
     case DIPX_FT_IDLIST: {
         const dipx_idlist_t *list = (const dipx_idlist_t *) (const void *) src;
+        if (list->count > DIPX_MAX_ACK_IDS)
+            return DIPX_E_INVAL; /* ids[] holds no more: never read past it */
         PK (msgpack_pack_array (pk, list->count));
         for (uint32_t i = 0; i < list->count; i++)
             PK (msgpack_pack_bin_with_body (pk, list->ids[i], DIPX_ID_BYTES));
@@ -486,6 +492,8 @@ dipx_mp_encode_map (msgpack_packer *pk, const dipx_schema_t *schema, const void 
                     uint32_t present)
 {
     uint32_t count = 0;
+    if (schema->count > DIPX_SCHEMA_MAX)
+        return DIPX_E_INVAL;
     for (int j = 0; j < schema->count; j++)
         if (schema->fields[j].required || (present & (1u << j)))
             count++;

@@ -72,13 +72,23 @@ typedef struct {
     int nnames;                  /* ENUM/ENUMSET: entries in names[] */
 } dipx_field_t;
 
-/*  A map's schema: its fields in encoding order (at most 32).  */
+/*  A map's schema: its fields in encoding order. At most DIPX_SCHEMA_MAX
+    fields, because `present` and the duplicate check are 32-bit masks.  */
 typedef struct {
     const dipx_field_t *fields; /* the table */
     int count;                  /* entries in the table */
 } dipx_schema_t;
 
-#define DIPX_SCHEMA(table) {(table), (int) (sizeof (table) / sizeof ((table)[0]))}
+#define DIPX_SCHEMA_MAX 32
+
+/*  A schema from a static table. The char array of size -1 stops the build if
+    the table has more than DIPX_SCHEMA_MAX fields (a _Static_assert cannot sit
+    inside an initializer); decode and encode also check at run time, for
+    schemas built by hand.  */
+#define DIPX_SCHEMA_N(table) (sizeof (table) / sizeof ((table)[0]))
+#define DIPX_SCHEMA(table)                                                                         \
+    {(table), (int) DIPX_SCHEMA_N (table)                                                          \
+                  + 0 * (int) sizeof (char[DIPX_SCHEMA_N (table) <= DIPX_SCHEMA_MAX ? 1 : -1])}
 
 /*  Pass 1: checks that buf[0..len) is exactly one well-formed msgpack value
     nested at most max_depth containers deep. Returns 0 or DIPX_E_MALFORMED,
@@ -96,7 +106,8 @@ int dipx_mp_read_bin (dipx_mp_t *r, const uint8_t **bin, uint32_t *len);
 
 /*  Pass 2: reads one map at the cursor into dest according to schema. Sets
     *present to a bitmask of the fields seen (bit i = schema field i). Returns 0
-    or the first error met, in key order; missing fields are reported last.  */
+    or the first error met, in key order; missing fields are reported last.
+    DIPX_E_INVAL for a schema of more than DIPX_SCHEMA_MAX fields.  */
 int dipx_mp_decode_map (dipx_mp_t *r, const dipx_schema_t *schema, void *dest,
                         uint32_t *present);
 
@@ -105,7 +116,9 @@ int dipx_mp_decode_doc (const uint8_t *buf, size_t len, int max_depth,
                         const dipx_schema_t *schema, void *dest, uint32_t *present);
 
 /*  Packs the map from src: every required field, and each optional field
-    whose bit is set in present, in schema order. Returns 0 or DIPX_E_NOMEM.  */
+    whose bit is set in present, in schema order. Returns 0, DIPX_E_NOMEM, or
+    DIPX_E_INVAL (enum value out of range, id list over DIPX_MAX_ACK_IDS,
+    schema over DIPX_SCHEMA_MAX fields).  */
 int dipx_mp_encode_map (msgpack_packer *pk, const dipx_schema_t *schema, const void *src,
                         uint32_t present);
 

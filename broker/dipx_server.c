@@ -1,0 +1,1595 @@
+/*  dipx_server.c - the broker's service loop.
+
+    One thread owns the ROUTER socket, the ZAP socket, the sessions and the
+    LMDB write transaction. Each loop turn is:
+
+        1. wait for input or the next timer;
+        2. answer pending ZAP requests (registry lookups, no I/O);
+        3. take up to `batch` frames from the ROUTER without blocking, decode
+           them and run the cheap checks (sender, recipient, policy, clock);
+        4. verify every signature in the batch on the verifier pool (both
+           cores), which is the largest cost per message;
+        5. in ONE write transaction: store accepted messages, apply
+           acknowledgements and outcomes, plan deliveries within each
+           session's credit, expire and redeliver on timers, and write an
+           audit record for every decision;
+        6. commit with fsync;
+        7. only then send the replies (ACCEPTED, DELIVER, RECEIPT, ...).
+
+    Nothing is announced before it is durable: if the commit fails, the
+    replies are discarded, the sessions are restored from the turn's undo log,
+    and the batch is run again with new messages refused (storage_full) so
+    that acknowledgements and deliveries go on while storage is full.
+
+    Sessions: an agency has at most one delivery session, started by HELLO
+    (the newest wins). Its in-flight set holds the messages delivered and not
+    yet acknowledged, at most `window`; an ACK frees credit. A message not
+    acknowledged within ack_timeout_ms is delivered again (count + 1), and
+    after max_deliveries it moves to the dead-letter store. A new session
+    starts with an empty in-flight set, so everything unacknowledged is
+    delivered again.
+*/
+#include "dipx_server.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "dipx_audit.h"
+#include "dipx_auth.h"
+#include "dipx_frame.h"
+#include "dipx_identity.h"
+#include "dipx_log.h"
+#include "dipx_policy.h"
+#include "dipx_pool.h"
+#include "dipx_registry.h"
+#include "dipx_store.h"
+
+#define S_RID_MAX 256          /* ZeroMQ routing ids are at most 255 bytes */
+#define S_BUCKETS 65536        /* session hash buckets (power of two) */
+#define S_SELFCHECK_MS 5000    /* start-up self-check deadline */
+#define S_HOUSEKEEP_MS 250     /* expiry and redelivery timer period */
+#define S_PENDING_AUDIT_MAX 4096
+
+typedef struct {
+    uint64_t seq;      /* message delivered and not yet acknowledged */
+    uint64_t deadline; /* monotonic ms after which it is delivered again */
+} s_flight_t;
+
+typedef struct s_session {
+    char agency[DIPX_MAX_AGENCY_ID + 1]; /* whose session */
+    uint8_t rid[S_RID_MAX];              /* current connection's routing id */
+    size_t rid_len;                      /* 0 = not connected */
+    uint32_t window;                     /* credit granted; 0 = send only */
+    uint64_t cursor;                     /* highest seq delivered this session */
+    uint32_t nflight;                    /* entries used in flight[] */
+    s_flight_t *flight;                  /* window entries */
+    bool want;                           /* may have deliveries to make */
+    bool in_want;                        /* on the want list */
+    uint64_t undo_turn;                  /* turn in which undo was saved */
+    struct s_session *next;              /* hash chain */
+} s_session_t;
+
+/*  Undo log entry: a session as it was before this turn touched it.  */
+typedef struct {
+    s_session_t *live;    /* the session */
+    s_session_t saved;    /* its fields before the turn */
+    s_flight_t *flight;   /* copy of its in-flight set */
+} s_undo_t;
+
+typedef enum { V_NONE, V_ENVELOPE, V_ACK, V_OUTCOME } s_vkind_t;
+
+/*  One frame taken from the ROUTER in this turn.  */
+typedef struct {
+    zmq_msg_t rid;                       /* routing id part */
+    zmq_msg_t body;                      /* frame part */
+    bool open;                           /* rid/body initialised */
+    char agency[DIPX_MAX_AGENCY_ID + 1]; /* authenticated agency (User-Id) */
+    int rc;                              /* frame-level error, 0 if usable */
+    char why[DIPX_MAX_REASON + 1];       /* reason for rc */
+    dipx_frame_t f;                      /* decoded frame */
+    dipx_envelope_t env;                 /* SEND: decoded envelope */
+    bool env_ok;                         /* env.h is usable for audit */
+    int send_rc;                         /* SEND: pre-check result */
+    s_vkind_t vkind;                     /* what to verify */
+    uint8_t pk[DIPX_KEY_BYTES];          /* signing key to verify with */
+    int vrc;                             /* verification result */
+    uint8_t digest[2 * DIPX_HASH_BYTES]; /* SEND: hh || ph */
+} s_item_t;
+
+/*  A frame to send after the commit.  */
+typedef struct {
+    uint8_t rid[S_RID_MAX];              /* destination */
+    size_t rid_len;
+    uint8_t *buf;                        /* encoded frame (owned) */
+    size_t len;
+    bool deliver;                        /* a DELIVER: failure is audited */
+    uint64_t seq;                        /* DELIVER: message seq */
+    char agency[DIPX_MAX_AGENCY_ID + 1]; /* DELIVER: recipient */
+} s_out_t;
+
+struct dipx_server_t {
+    dipx_config_t cfg;                 /* current configuration */
+    void *ctx;                         /* ZeroMQ context */
+    void *router;                      /* the agencies' socket */
+    dipx_auth_t *auth;                 /* ZAP handler */
+    dipx_identity_t *identity;         /* broker's keys */
+    char endpoint[DIPX_CONFIG_PATH_MAX]; /* bound endpoint */
+    char pubkey[DIPX_Z85_KEY_LEN + 1]; /* broker CURVE public key, Z85 */
+    dipx_registry_t *registry;         /* trusted agencies */
+    dipx_policy_t *policy;             /* allowed flows */
+    dipx_store_t *store;               /* durable state */
+    dipx_pool_t *pool;                 /* signature verifiers */
+    uint8_t hash_key[crypto_shorthash_KEYBYTES]; /* session table key */
+    s_session_t **buckets;             /* session hash table */
+    size_t nsessions;                  /* sessions allocated */
+    s_session_t **want;                /* sessions that may have deliveries */
+    size_t nwant, want_cap;
+    s_item_t *items;                   /* this turn's frames */
+    size_t nitems;
+    s_out_t *out;                      /* this turn's replies */
+    size_t nout, out_cap;
+    s_undo_t *undo;                    /* this turn's session undo log */
+    size_t nundo, undo_cap;
+    uint64_t turn;                     /* loop turn counter */
+    dipx_audit_t *pending;             /* audit records waiting for a txn */
+    size_t npending;
+    uint64_t suppressed;               /* auth refusals not audited (rate limit) */
+    uint64_t bucket_ms;                /* rate limiter: current second */
+    uint64_t bucket_used;              /* refusals audited this second */
+    uint64_t next_housekeep;           /* monotonic ms */
+    bool degraded;                     /* this run of the turn refuses new messages */
+    bool storage_full;                 /* the last turn hit storage_full */
+    /* self-check */
+    char probe_fp[17];                 /* fingerprint of the probe's key */
+    bool probe_refused;                /* ZAP refused the probe */
+};
+
+/* --- sessions ------------------------------------------------------------- */
+
+static size_t
+s_bucket (const dipx_server_t *self, const char *agency)
+{
+    uint8_t h[crypto_shorthash_BYTES];
+    crypto_shorthash (h, (const uint8_t *) agency, strlen (agency), self->hash_key);
+    return ((size_t) h[0] | (size_t) h[1] << 8) & (S_BUCKETS - 1);
+}
+
+static s_session_t *
+s_session_find (const dipx_server_t *self, const char *agency)
+{
+    for (s_session_t *s = self->buckets[s_bucket (self, agency)]; s; s = s->next)
+        if (strcmp (s->agency, agency) == 0)
+            return s;
+    return NULL;
+}
+
+/*  Saves a session's state in the undo log the first time a turn touches it.
+    Returns 0 or DIPX_E_NOMEM.  */
+static int
+s_touch (dipx_server_t *self, s_session_t *s)
+{
+    if (s->undo_turn == self->turn)
+        return 0;
+    if (self->nundo == self->undo_cap) {
+        size_t cap = self->undo_cap ? self->undo_cap * 2 : 64;
+        s_undo_t *grown = realloc (self->undo, cap * sizeof *grown);
+        if (!grown)
+            return DIPX_E_NOMEM;
+        self->undo = grown;
+        self->undo_cap = cap;
+    }
+    s_undo_t *u = &self->undo[self->nundo];
+    u->live = s;
+    u->saved = *s;
+    u->flight = NULL;
+    if (s->window) {
+        u->flight = malloc (s->window * sizeof *u->flight);
+        if (!u->flight)
+            return DIPX_E_NOMEM;
+        memcpy (u->flight, s->flight, s->nflight * sizeof *u->flight);
+    }
+    self->nundo++;
+    s->undo_turn = self->turn;
+    return 0;
+}
+
+static void
+s_undo_drop (dipx_server_t *self)
+{
+    for (size_t i = 0; i < self->nundo; i++)
+        free (self->undo[i].flight);
+    self->nundo = 0;
+}
+
+/*  Restores every session touched this turn. The flight array is resized to
+    the saved window if HELLO changed it.  */
+static void
+s_undo_apply (dipx_server_t *self)
+{
+    for (size_t i = self->nundo; i-- > 0;) {
+        s_undo_t *u = &self->undo[i];
+        s_session_t *s = u->live;
+        s_flight_t *flight = s->flight;
+        if (u->saved.window != s->window) {
+            free (flight);
+            flight = u->flight; /* exactly saved.window entries */
+            u->flight = NULL;
+        } else if (u->flight)
+            memcpy (flight, u->flight, u->saved.nflight * sizeof *flight);
+        s_session_t *next = s->next;
+        *s = u->saved;
+        s->flight = flight;
+        s->next = next;
+        s->in_want = false;
+        s->undo_turn = 0;
+    }
+    s_undo_drop (self);
+    /* The want list may name sessions whose flag was restored: rebuild it
+       from scratch on the next turn.  */
+    for (size_t i = 0; i < self->nwant; i++)
+        self->want[i]->in_want = false;
+    self->nwant = 0;
+}
+
+static void
+s_want (dipx_server_t *self, s_session_t *s)
+{
+    s->want = true;
+    if (s->in_want || s->rid_len == 0 || s->window == 0)
+        return;
+    if (self->nwant == self->want_cap) {
+        size_t cap = self->want_cap ? self->want_cap * 2 : 64;
+        s_session_t **grown = realloc (self->want, cap * sizeof *grown);
+        if (!grown)
+            return; /* stays wanted; found by the housekeeping sweep */
+        self->want = grown;
+        self->want_cap = cap;
+    }
+    self->want[self->nwant++] = s;
+    s->in_want = true;
+}
+
+static s_flight_t *
+s_flight_find (s_session_t *s, uint64_t seq)
+{
+    for (uint32_t i = 0; i < s->nflight; i++)
+        if (s->flight[i].seq == seq)
+            return &s->flight[i];
+    return NULL;
+}
+
+static void
+s_flight_remove (s_session_t *s, uint64_t seq)
+{
+    s_flight_t *f = s_flight_find (s, seq);
+    if (f)
+        *f = s->flight[--s->nflight];
+}
+
+/* --- outgoing frames and audit ------------------------------------------- */
+
+static int
+s_out_push (dipx_server_t *self, const uint8_t *rid, size_t rid_len, const dipx_frame_t *f,
+            bool deliver, const char *agency, uint64_t seq)
+{
+    if (rid_len == 0 || rid_len > S_RID_MAX)
+        return 0;
+    if (self->nout == self->out_cap) {
+        size_t cap = self->out_cap ? self->out_cap * 2 : 256;
+        s_out_t *grown = realloc (self->out, cap * sizeof *grown);
+        if (!grown)
+            return DIPX_E_NOMEM;
+        self->out = grown;
+        self->out_cap = cap;
+    }
+    s_out_t *o = &self->out[self->nout];
+    int rc = dipx_frame_encode (f, &o->buf, &o->len);
+    if (rc)
+        return rc;
+    memcpy (o->rid, rid, rid_len);
+    o->rid_len = rid_len;
+    o->deliver = deliver;
+    o->seq = seq;
+    snprintf (o->agency, sizeof o->agency, "%s", agency ? agency : "");
+    self->nout++;
+    return 0;
+}
+
+static void
+s_out_drop (dipx_server_t *self)
+{
+    for (size_t i = 0; i < self->nout; i++)
+        free (self->out[i].buf);
+    self->nout = 0;
+}
+
+static int
+s_reply (dipx_server_t *self, s_item_t *it, const dipx_frame_t *f)
+{
+    return s_out_push (self, zmq_msg_data (&it->rid), zmq_msg_size (&it->rid), f, false, NULL, 0);
+}
+
+static void
+s_set_reason (char *dst, const char *src)
+{
+    snprintf (dst, DIPX_MAX_REASON + 1, "%s", src);
+}
+
+static int
+s_reply_error (dipx_server_t *self, s_item_t *it, int code, int cmd, const char *reason)
+{
+    dipx_frame_t f = {.cmd = DIPX_CMD_ERROR};
+    f.u.error.code = (uint64_t) -code;
+    f.u.error.cmd = (uint64_t) (cmd > 0 && cmd < 256 ? cmd : 0);
+    s_set_reason (f.u.error.reason, reason);
+    return s_reply (self, it, &f);
+}
+
+/*  Sends a receipt to a message's sender if it has a connected session.  */
+static int
+s_receipt (dipx_server_t *self, const char *sender, const uint8_t id[DIPX_ID_BYTES], int event,
+           const char *by, uint64_t at, int code, const char *reason, uint64_t count)
+{
+    s_session_t *s = s_session_find (self, sender);
+    if (!s || s->rid_len == 0)
+        return 0;
+    dipx_frame_t f = {.cmd = DIPX_CMD_RECEIPT};
+    memcpy (f.u.receipt.id, id, DIPX_ID_BYTES);
+    f.u.receipt.event = event;
+    f.u.receipt.at = at;
+    snprintf (f.u.receipt.by, sizeof f.u.receipt.by, "%s", by);
+    if (code) {
+        f.u.receipt.code = (uint64_t) -code;
+        f.present |= DIPX_RECEIPT_HAS_CODE;
+    }
+    if (reason) {
+        s_set_reason (f.u.receipt.reason, reason);
+        f.present |= DIPX_RECEIPT_HAS_REASON;
+    }
+    if (count) {
+        f.u.receipt.count = count;
+        f.present |= DIPX_RECEIPT_HAS_COUNT;
+    }
+    return s_out_push (self, s->rid, s->rid_len, &f, false, NULL, 0);
+}
+
+/*  Audit records written outside a transaction (ZAP decisions, failed
+    sends) wait here for the next one.  */
+static void
+s_pending_audit (dipx_server_t *self, const dipx_audit_t *rec)
+{
+    if (self->npending == S_PENDING_AUDIT_MAX) {
+        self->suppressed++;
+        dipx_log_warn ("audit: pending queue full, a %s record was dropped",
+                       dipx_audit_event_name (rec->event));
+        return;
+    }
+    self->pending[self->npending++] = *rec;
+}
+
+/* --- the message state changes (inside the transaction) ------------------ */
+
+/*  Moves a queued message to the dead letters with its audit records and
+    tells the sender.  */
+static int
+s_dead_letter (dipx_server_t *self, dipx_txn_t *txn, const dipx_msgrec_t *m, uint64_t now,
+               int audit_event, int code, const char *reason, const char *by)
+{
+    dipx_audit_t rec;
+    char from[DIPX_MAX_AGENCY_ID + 1], to[DIPX_MAX_AGENCY_ID + 1];
+    uint8_t id[DIPX_ID_BYTES];
+    uint64_t seq = m->seq, count = m->count;
+    memcpy (from, m->from, sizeof from);
+    memcpy (to, m->to, sizeof to);
+    memcpy (id, m->id, sizeof id);
+    int rc = dipx_store_msg_dead (txn, seq, now, code, reason);
+    if (rc)
+        return rc;
+    if (audit_event != DIPX_AUDIT_DEAD_LETTERED) {
+        dipx_audit_init (&rec, audit_event, now);
+        memcpy (rec.id, id, sizeof id);
+        memcpy (rec.from, from, sizeof from);
+        memcpy (rec.to, to, sizeof to);
+        snprintf (rec.by, sizeof rec.by, "%s", by);
+        rec.msg_seq = seq;
+        rec.count = count;
+        rec.present |= DIPX_AU_ID | DIPX_AU_FROM | DIPX_AU_TO | DIPX_AU_BY | DIPX_AU_MSG_SEQ
+                       | DIPX_AU_COUNT;
+        dipx_audit_set_reason (&rec, reason);
+        if ((rc = dipx_store_audit (txn, &rec)))
+            return rc;
+    }
+    dipx_audit_init (&rec, DIPX_AUDIT_DEAD_LETTERED, now);
+    memcpy (rec.id, id, sizeof id);
+    memcpy (rec.from, from, sizeof from);
+    memcpy (rec.to, to, sizeof to);
+    snprintf (rec.by, sizeof rec.by, "%s", dipx_identity_id (self->identity));
+    rec.msg_seq = seq;
+    rec.count = count;
+    rec.code = (uint64_t) -code;
+    rec.present |= DIPX_AU_ID | DIPX_AU_FROM | DIPX_AU_TO | DIPX_AU_BY | DIPX_AU_MSG_SEQ
+                   | DIPX_AU_COUNT | DIPX_AU_CODE;
+    dipx_audit_set_reason (&rec, reason);
+    if ((rc = dipx_store_audit (txn, &rec)))
+        return rc;
+    s_session_t *s = s_session_find (self, to);
+    if (s && s_flight_find (s, seq)) {
+        if ((rc = s_touch (self, s)))
+            return rc;
+        s_flight_remove (s, seq);
+        s_want (self, s);
+    }
+    int ev = audit_event == DIPX_AUDIT_EXPIRED    ? DIPX_EVENT_EXPIRED
+             : audit_event == DIPX_AUDIT_REJECTED ? DIPX_EVENT_REJECTED
+                                                  : DIPX_EVENT_DEAD_LETTERED;
+    return s_receipt (self, from, id, ev, by, now, code, reason, count);
+}
+
+/*  Plans one delivery of a queued message to session s.  */
+static int
+s_deliver (dipx_server_t *self, dipx_txn_t *txn, s_session_t *s, const dipx_msgrec_t *m,
+           uint64_t now, uint64_t mono)
+{
+    int rc;
+    if (m->count >= self->cfg.max_deliveries) {
+        char reason[96];
+        snprintf (reason, sizeof reason, "not acknowledged after %u deliveries", m->count);
+        return s_dead_letter (self, txn, m, now, DIPX_AUDIT_DEAD_LETTERED, DIPX_E_UNDELIVERED, reason,
+                              dipx_identity_id (self->identity));
+    }
+    dipx_envelope_t env;
+    if (dipx_envelope_decode (m->env, m->env_len, &env) != 0) {
+        dipx_log_error ("store: message %llu does not decode; dead-lettered",
+                        (unsigned long long) m->seq);
+        return s_dead_letter (self, txn, m, now, DIPX_AUDIT_DEAD_LETTERED, DIPX_E_STORAGE,
+                              "stored envelope is corrupt", dipx_identity_id (self->identity));
+    }
+    uint32_t count;
+    if ((rc = s_touch (self, s)) || (rc = dipx_store_msg_delivered (txn, m->seq, now, &count)))
+        return rc;
+    dipx_audit_t rec;
+    dipx_audit_init (&rec, DIPX_AUDIT_DELIVERED, now);
+    dipx_audit_set_header (&rec, &env.h);
+    rec.msg_seq = m->seq;
+    rec.count = count;
+    rec.present |= DIPX_AU_MSG_SEQ | DIPX_AU_COUNT;
+    if ((rc = dipx_store_audit (txn, &rec)))
+        return rc;
+    dipx_frame_t f = {.cmd = DIPX_CMD_DELIVER};
+    f.u.deliver.seq = m->seq;
+    f.u.deliver.count = count;
+    f.u.deliver.env.ptr = m->env;
+    f.u.deliver.env.len = m->env_len;
+    /* Encoding copies the envelope out of LMDB's map before the commit.  */
+    if ((rc = s_out_push (self, s->rid, s->rid_len, &f, true, s->agency, m->seq)))
+        return rc;
+    s_flight_t *fl = s_flight_find (s, m->seq);
+    if (!fl && s->nflight < s->window)
+        fl = &s->flight[s->nflight++];
+    if (fl) {
+        fl->seq = m->seq;
+        fl->deadline = mono + self->cfg.ack_timeout_ms;
+    }
+    if (m->seq > s->cursor)
+        s->cursor = m->seq;
+    return s_receipt (self, m->from, m->id, DIPX_EVENT_DELIVERED, s->agency, now, 0, NULL, count);
+}
+
+/*  Fills session s's credit from its queue.  */
+static int
+s_fill (dipx_server_t *self, dipx_txn_t *txn, s_session_t *s, uint64_t now, uint64_t mono,
+        size_t *budget)
+{
+    while (s->rid_len && s->nflight < s->window && *budget > 0) {
+        dipx_msgrec_t m;
+        int rc = dipx_store_queue_next (txn, s->agency, s->cursor, &m);
+        if (rc == DIPX_E_NOT_FOUND) {
+            s->want = false;
+            return 0;
+        }
+        if (rc)
+            return rc;
+        if (s_flight_find (s, m.seq)) {
+            if ((rc = s_touch (self, s)))
+                return rc;
+            s->cursor = m.seq;
+            continue;
+        }
+        if (m.expires <= now) {
+            if ((rc = s_dead_letter (self, txn, &m, now, DIPX_AUDIT_EXPIRED, DIPX_E_EXPIRED,
+                                     "expired before delivery",
+                                     dipx_identity_id (self->identity))))
+                return rc;
+            continue;
+        }
+        if ((rc = s_deliver (self, txn, s, &m, now, mono)))
+            return rc;
+        (*budget)--;
+    }
+    return 0;
+}
+
+/* --- frames --------------------------------------------------------------- */
+
+static void
+s_refuse (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, int code, const char *reason,
+          uint64_t now, int *rc_out)
+{
+    dipx_frame_t f = {.cmd = DIPX_CMD_REFUSED};
+    if (it->env_ok)
+        memcpy (f.u.refused.id, it->env.h.id, DIPX_ID_BYTES);
+    f.u.refused.code = (uint64_t) -code;
+    s_set_reason (f.u.refused.reason, reason);
+    int rc = s_reply (self, it, &f);
+    if (rc == 0 && txn) {
+        dipx_audit_t rec;
+        dipx_audit_init (&rec, DIPX_AUDIT_REFUSED, now);
+        if (it->env_ok)
+            dipx_audit_set_header (&rec, &it->env.h);
+        snprintf (rec.by, sizeof rec.by, "%s", it->agency);
+        rec.code = (uint64_t) -code;
+        rec.present |= DIPX_AU_BY | DIPX_AU_CODE;
+        dipx_audit_set_reason (&rec, reason);
+        rc = dipx_store_audit (txn, &rec);
+    }
+    *rc_out = rc;
+}
+
+/*  Checks a SEND before its signature is verified: everything that needs no
+    crypto and no transaction. Sets it->send_rc and it->why.  */
+static void
+s_precheck_send (dipx_server_t *self, s_item_t *it, uint64_t now)
+{
+    dipx_slice_t raw = it->f.u.send.env;
+    int rc = dipx_envelope_decode (raw.ptr, raw.len, &it->env);
+    const dipx_header_t *h = &it->env.h;
+    if (rc) {
+        it->send_rc = rc;
+        snprintf (it->why, sizeof it->why, "envelope: %s", dipx_strerror (rc));
+        return;
+    }
+    it->env_ok = true;
+    const dipx_entry_t *from = dipx_registry_by_id (self->registry, it->agency);
+    const dipx_entry_t *to = dipx_registry_by_id (self->registry, h->to);
+    if (strcmp (h->from, it->agency) != 0) {
+        it->send_rc = DIPX_E_SENDER_MISMATCH;
+        snprintf (it->why, sizeof it->why, "envelope from '%s' on a connection of '%s'", h->from,
+                  it->agency);
+    } else if (!from || from->status != DIPX_STATUS_ACTIVE) {
+        it->send_rc = DIPX_E_SENDER_INACTIVE;
+        snprintf (it->why, sizeof it->why, "sender '%s' is not active", it->agency);
+    } else if (!to) {
+        it->send_rc = DIPX_E_UNKNOWN_RECIPIENT;
+        snprintf (it->why, sizeof it->why, "recipient '%s' is not registered", h->to);
+    } else if (to->status != DIPX_STATUS_ACTIVE) {
+        it->send_rc = DIPX_E_RECIPIENT_INACTIVE;
+        snprintf (it->why, sizeof it->why, "recipient '%s' is %s", h->to,
+                  dipx_status_name (to->status));
+    } else if ((rc = dipx_policy_check (self->policy, from->card.type, h->type, to->card.type,
+                                        h->basis))) {
+        it->send_rc = rc;
+        snprintf (it->why, sizeof it->why, "%s %s -> %s on basis %s: %s",
+                  h->type, dipx_agency_type_name (from->card.type),
+                  dipx_agency_type_name (to->card.type), dipx_basis_name (h->basis),
+                  rc == DIPX_E_BASIS ? "basis not allowed for this flow" : "flow not allowed");
+    } else if (h->created > now + DIPX_MAX_CLOCK_SKEW_MS) {
+        it->send_rc = DIPX_E_CLOCK;
+        snprintf (it->why, sizeof it->why, "created %llu ms ahead of the broker's clock",
+                  (unsigned long long) (h->created - now));
+    } else if (h->expires <= now) {
+        it->send_rc = DIPX_E_EXPIRED;
+        snprintf (it->why, sizeof it->why, "expired before it reached the broker");
+    } else {
+        it->vkind = V_ENVELOPE;
+        memcpy (it->pk, from->card.sign_pk, DIPX_KEY_BYTES);
+    }
+}
+
+static void
+s_verify_job (void *arg)
+{
+    s_item_t *it = arg;
+    uint8_t stmt[DIPX_ACK_STMT_MAX > DIPX_OUTCOME_STMT_MAX ? DIPX_ACK_STMT_MAX
+                                                           : DIPX_OUTCOME_STMT_MAX];
+    size_t len;
+    switch (it->vkind) {
+    case V_ENVELOPE:
+        it->vrc = dipx_envelope_verify (&it->env, it->pk, it->digest);
+        break;
+    case V_ACK:
+        len = dipx_ack_statement (it->agency, it->f.u.ack.at, &it->f.u.ack.ids, stmt);
+        it->vrc = crypto_sign_verify_detached (it->f.u.ack.sig, stmt, len, it->pk) == 0
+                      ? 0
+                      : DIPX_E_BAD_SIGNATURE;
+        break;
+    case V_OUTCOME:
+        len = dipx_outcome_statement (it->agency, &it->f.u.outcome, stmt);
+        it->vrc = crypto_sign_verify_detached (it->f.u.outcome.sig, stmt, len, it->pk) == 0
+                      ? 0
+                      : DIPX_E_BAD_SIGNATURE;
+        break;
+    case V_NONE:
+        break;
+    }
+}
+
+static int
+s_handle_send (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t now)
+{
+    int rc = 0;
+    if (it->send_rc) {
+        s_refuse (self, txn, it, it->send_rc, it->why, now, &rc);
+        return rc;
+    }
+    if (it->vrc) {
+        s_refuse (self, txn, it, DIPX_E_BAD_SIGNATURE,
+                  "envelope signature does not verify with the sender's key", now, &rc);
+        return rc;
+    }
+    const dipx_header_t *h = &it->env.h;
+    dipx_idrec_t ir;
+    rc = dipx_store_id_get (txn, h->id, &ir);
+    if (rc == 0) {
+        if (sodium_memcmp (ir.digest, it->digest, sizeof ir.digest) == 0
+            && strcmp (ir.from, it->agency) == 0) {
+            /* A resend of an accepted message: the original answer again.  */
+            dipx_frame_t f = {.cmd = DIPX_CMD_ACCEPTED};
+            memcpy (f.u.accepted.id, h->id, DIPX_ID_BYTES);
+            f.u.accepted.seq = ir.seq;
+            return s_reply (self, it, &f);
+        }
+        s_refuse (self, txn, it, DIPX_E_ID_CONFLICT,
+                  "message id already used for a different message", now, &rc);
+        return rc;
+    }
+    if (rc != DIPX_E_NOT_FOUND)
+        return rc;
+    if (self->degraded) {
+        /* Storage is full: refuse without writing anything (not even the
+           refusal's audit record, which could not be committed either).  */
+        s_refuse (self, NULL, it, DIPX_E_STORAGE_FULL, "broker storage is full; retry later",
+                  now, &rc);
+        dipx_log_warn ("refused %s -> %s: storage full", h->from, h->to);
+        return rc;
+    }
+    uint64_t qcount, qbytes;
+    rc = dipx_store_queue_stat (txn, h->to, &qcount, &qbytes);
+    if (rc && rc != DIPX_E_NOT_FOUND)
+        return rc;
+    size_t len = it->f.u.send.env.len;
+    if (qcount >= self->cfg.queue_max_messages
+        || qbytes + len > self->cfg.queue_max_mb * 1024 * 1024) {
+        char why[128];
+        snprintf (why, sizeof why, "queue for '%s' holds %llu messages, %llu bytes", h->to,
+                  (unsigned long long) qcount, (unsigned long long) qbytes);
+        s_refuse (self, txn, it, DIPX_E_QUEUE_FULL, why, now, &rc);
+        return rc;
+    }
+    uint64_t seq;
+    if ((rc = dipx_store_enqueue (txn, &it->env, it->f.u.send.env.ptr, len, it->digest, now, &seq)))
+        return rc;
+    dipx_audit_t rec;
+    dipx_audit_init (&rec, DIPX_AUDIT_ACCEPTED, now);
+    dipx_audit_set_header (&rec, h);
+    rec.msg_seq = seq;
+    rec.present |= DIPX_AU_MSG_SEQ;
+    if (h->basis == DIPX_BASIS_PUBLIC_INTEREST) {
+        /* DPA s.62: the justification of an override is logged with it.  */
+        char why[DIPX_MAX_REASON + 1];
+        snprintf (why, sizeof why, "public interest: by %s, approved by %s", h->pi_by,
+                  h->pi_approver);
+        dipx_audit_set_reason (&rec, why);
+    }
+    if ((rc = dipx_store_audit (txn, &rec)))
+        return rc;
+    dipx_frame_t f = {.cmd = DIPX_CMD_ACCEPTED};
+    memcpy (f.u.accepted.id, h->id, DIPX_ID_BYTES);
+    f.u.accepted.seq = seq;
+    if ((rc = s_reply (self, it, &f)))
+        return rc;
+    s_session_t *s = s_session_find (self, h->to);
+    if (s)
+        s_want (self, s);
+    return 0;
+}
+
+static int
+s_handle_hello (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t now)
+{
+    int rc;
+    s_session_t *s = s_session_find (self, it->agency);
+    if (!s) {
+        if (self->nsessions >= self->cfg.max_sessions)
+            return s_reply_error (self, it, DIPX_E_BUSY, DIPX_CMD_HELLO, "too many sessions");
+        s = calloc (1, sizeof *s);
+        if (!s)
+            return DIPX_E_NOMEM;
+        snprintf (s->agency, sizeof s->agency, "%s", it->agency);
+        size_t b = s_bucket (self, s->agency);
+        s->next = self->buckets[b];
+        self->buckets[b] = s;
+        self->nsessions++;
+        /* A new, empty session needs no undo: restoring it to "not
+           connected" is what an undo would do.  */
+        if ((rc = s_touch (self, s)))
+            return rc;
+    } else if ((rc = s_touch (self, s)))
+        return rc;
+    uint32_t window = (uint32_t) it->f.u.hello.window;
+    if (window > self->cfg.window)
+        window = (uint32_t) self->cfg.window;
+    if (window != s->window) {
+        s_flight_t *flight = window ? malloc (window * sizeof *flight) : NULL;
+        if (window && !flight)
+            return DIPX_E_NOMEM;
+        /* The undo log holds its own copy, so the old array can go.  */
+        free (s->flight);
+        s->flight = flight;
+    }
+    size_t rl = zmq_msg_size (&it->rid);
+    memcpy (s->rid, zmq_msg_data (&it->rid), rl);
+    s->rid_len = rl;
+    s->window = window;
+    s->nflight = 0;
+    s->cursor = 0;
+    s->in_want = false;
+    for (size_t i = 0; i < self->nwant; i++)
+        if (self->want[i] == s)
+            s->in_want = true;
+    if (window)
+        s_want (self, s);
+    dipx_frame_t f = {.cmd = DIPX_CMD_WELCOME};
+    snprintf (f.u.welcome.broker, sizeof f.u.welcome.broker, "%s",
+              dipx_identity_id (self->identity));
+    f.u.welcome.max_frame = self->cfg.max_frame;
+    f.u.welcome.window = window;
+    if ((rc = s_reply (self, it, &f)))
+        return rc;
+    dipx_audit_t rec;
+    dipx_audit_init (&rec, DIPX_AUDIT_SESSION, now);
+    snprintf (rec.by, sizeof rec.by, "%s", it->agency);
+    rec.count = window;
+    rec.present |= DIPX_AU_BY | DIPX_AU_COUNT;
+    return dipx_store_audit (txn, &rec);
+}
+
+/*  Writes the audit record of a recipient's signed act (ack or outcome).  */
+static int
+s_audit_signed (dipx_txn_t *txn, int event, const dipx_idrec_t *ir, const uint8_t *id,
+                const char *by, const uint8_t sig[DIPX_SIG_BYTES], uint64_t sig_at,
+                uint64_t count, const char *reason, uint64_t now)
+{
+    dipx_audit_t rec;
+    dipx_audit_init (&rec, event, now);
+    memcpy (rec.id, id, DIPX_ID_BYTES);
+    memcpy (rec.from, ir->from, sizeof rec.from);
+    memcpy (rec.to, ir->to, sizeof rec.to);
+    snprintf (rec.by, sizeof rec.by, "%s", by);
+    memcpy (rec.sig, sig, DIPX_SIG_BYTES);
+    rec.sig_at = sig_at;
+    rec.msg_seq = ir->seq;
+    rec.count = count;
+    rec.present |= DIPX_AU_ID | DIPX_AU_FROM | DIPX_AU_TO | DIPX_AU_BY | DIPX_AU_SIG
+                   | DIPX_AU_SIG_AT | DIPX_AU_MSG_SEQ | DIPX_AU_COUNT;
+    if (reason)
+        dipx_audit_set_reason (&rec, reason);
+    return dipx_store_audit (txn, &rec);
+}
+
+static int
+s_handle_ack (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t now)
+{
+    const dipx_fack_t *a = &it->f.u.ack;
+    if (it->vrc)
+        return s_reply_error (self, it, DIPX_E_BAD_SIGNATURE, DIPX_CMD_ACK,
+                              "acknowledgement signature does not verify");
+    s_session_t *s = s_session_find (self, it->agency);
+    uint32_t unknown = 0;
+    int rc;
+    for (uint32_t i = 0; i < a->ids.count; i++) {
+        const uint8_t *id = a->ids.ids[i];
+        dipx_idrec_t ir;
+        dipx_msgrec_t m;
+        rc = dipx_store_id_get (txn, id, &ir);
+        if (rc == DIPX_E_NOT_FOUND || (rc == 0 && (strcmp (ir.to, it->agency) != 0
+                                                   || ir.state != DIPX_MSG_QUEUED))) {
+            unknown++;
+            continue;
+        }
+        if (rc || (rc = dipx_store_msg_get (txn, ir.seq, &m)))
+            return rc;
+        if (m.count == 0) { /* never delivered: cannot be acknowledged */
+            unknown++;
+            continue;
+        }
+        uint64_t count = m.count;
+        if ((rc = dipx_store_msg_acked (txn, ir.seq))
+            || (rc = s_audit_signed (txn, DIPX_AUDIT_ACKED, &ir, id, it->agency, a->sig, a->at,
+                                     count, NULL, now)))
+            return rc;
+        if (s && s_flight_find (s, ir.seq)) {
+            if ((rc = s_touch (self, s)))
+                return rc;
+            s_flight_remove (s, ir.seq);
+            s_want (self, s);
+        }
+        if ((rc = s_receipt (self, ir.from, id, DIPX_EVENT_ACKED, it->agency, now, 0, NULL, count)))
+            return rc;
+    }
+    if (unknown) {
+        char why[96];
+        snprintf (why, sizeof why, "%u of %u ids are not queued for this agency", unknown,
+                  a->ids.count);
+        return s_reply_error (self, it, DIPX_E_NOT_RECIPIENT, DIPX_CMD_ACK, why);
+    }
+    return 0;
+}
+
+static int
+s_handle_outcome (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t now)
+{
+    const dipx_foutcome_t *o = &it->f.u.outcome;
+    if (it->vrc)
+        return s_reply_error (self, it, DIPX_E_BAD_SIGNATURE, DIPX_CMD_OUTCOME,
+                              "outcome signature does not verify");
+    dipx_idrec_t ir;
+    int rc = dipx_store_id_get (txn, o->id, &ir);
+    if (rc == DIPX_E_NOT_FOUND || (rc == 0 && strcmp (ir.to, it->agency) != 0))
+        return s_reply_error (self, it, DIPX_E_NOT_RECIPIENT, DIPX_CMD_OUTCOME,
+                              "message is not addressed to this agency");
+    if (rc)
+        return rc;
+    const char *reason = (it->f.present & DIPX_OUTCOME_HAS_REASON) ? o->reason : NULL;
+    bool rejected = o->event == DIPX_EVENT_REJECTED;
+    if (ir.state == DIPX_MSG_QUEUED && rejected) {
+        /* Rejected before acknowledgement: the recipient cannot accept this
+           message (it failed its checks or its business rules), so it will
+           not be delivered again: it goes to the dead letters, kept.  */
+        dipx_msgrec_t m;
+        if ((rc = dipx_store_msg_get (txn, ir.seq, &m)))
+            return rc;
+        if ((rc = s_audit_signed (txn, DIPX_AUDIT_REJECTED, &ir, o->id, it->agency, o->sig, o->at,
+                                  m.count, reason, now)))
+            return rc;
+        if ((rc = s_receipt (self, ir.from, o->id, DIPX_EVENT_REJECTED, it->agency, now, 0, reason,
+                             m.count)))
+            return rc;
+        char why[DIPX_MAX_REASON + 1];
+        snprintf (why, sizeof why, "rejected by recipient: %s", reason ? reason : "");
+        return s_dead_letter (self, txn, &m, now, DIPX_AUDIT_DEAD_LETTERED, DIPX_E_RECIPIENT_REJECTED, why,
+                              it->agency);
+    }
+    if (ir.state != DIPX_MSG_ACKED)
+        return s_reply_error (self, it, DIPX_E_STATE, DIPX_CMD_OUTCOME,
+                              ir.state == DIPX_MSG_QUEUED
+                                  ? "acknowledge the message before reporting it actioned"
+                                  : "message is in the dead letters");
+    if ((rc = s_audit_signed (txn, rejected ? DIPX_AUDIT_REJECTED : DIPX_AUDIT_ACTIONED, &ir,
+                              o->id, it->agency, o->sig, o->at, 0, reason, now)))
+        return rc;
+    return s_receipt (self, ir.from, o->id, rejected ? DIPX_EVENT_REJECTED : DIPX_EVENT_ACTIONED,
+                      it->agency, now, 0, reason, 0);
+}
+
+typedef struct {
+    dipx_server_t *self;
+    s_item_t *it;
+    dipx_freceipt_t events[DIPX_MAX_HISTORY];
+    size_t n;
+} s_track_t;
+
+static int
+s_track_collect (const dipx_audit_t *rec, void *arg)
+{
+    s_track_t *t = arg;
+    static const int map[DIPX_AUDIT_COUNT] = {
+        [DIPX_AUDIT_ACCEPTED] = DIPX_EVENT_ACCEPTED + 1,
+        [DIPX_AUDIT_DELIVERED] = DIPX_EVENT_DELIVERED + 1,
+        [DIPX_AUDIT_ACKED] = DIPX_EVENT_ACKED + 1,
+        [DIPX_AUDIT_ACTIONED] = DIPX_EVENT_ACTIONED + 1,
+        [DIPX_AUDIT_REJECTED] = DIPX_EVENT_REJECTED + 1,
+        [DIPX_AUDIT_EXPIRED] = DIPX_EVENT_EXPIRED + 1,
+        [DIPX_AUDIT_DEAD_LETTERED] = DIPX_EVENT_DEAD_LETTERED + 1,
+        [DIPX_AUDIT_REDRIVEN] = DIPX_EVENT_REDRIVEN + 1,
+        [DIPX_AUDIT_UNDELIVERABLE] = DIPX_EVENT_UNDELIVERABLE + 1,
+    };
+    if (!map[rec->event] || t->n == DIPX_MAX_HISTORY)
+        return 0;
+    dipx_freceipt_t *e = &t->events[t->n++];
+    memset (e, 0, sizeof *e);
+    memcpy (e->id, rec->id, DIPX_ID_BYTES);
+    e->event = map[rec->event] - 1;
+    e->at = rec->at;
+    const char *by = (rec->present & DIPX_AU_BY) ? rec->by
+                     : rec->event == DIPX_AUDIT_DELIVERED ? rec->to
+                     : rec->event == DIPX_AUDIT_ACCEPTED
+                         ? dipx_identity_id (t->self->identity)
+                         : dipx_identity_id (t->self->identity);
+    snprintf (e->by, sizeof e->by, "%s", by);
+    e->code = (rec->present & DIPX_AU_CODE) ? rec->code : 0;
+    if (rec->present & DIPX_AU_REASON)
+        snprintf (e->reason, sizeof e->reason, "%s", rec->reason);
+    e->count = (rec->present & DIPX_AU_COUNT) ? rec->count : 0;
+    return 0;
+}
+
+static int
+s_handle_track (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it)
+{
+    dipx_idrec_t ir;
+    int rc = dipx_store_id_get (txn, it->f.u.track.id, &ir);
+    if (rc == DIPX_E_NOT_FOUND
+        || (rc == 0 && strcmp (ir.from, it->agency) != 0 && strcmp (ir.to, it->agency) != 0))
+        return s_reply_error (self, it, DIPX_E_NOT_RECIPIENT, DIPX_CMD_TRACK,
+                              "no such message sent to or by this agency");
+    if (rc)
+        return rc;
+    s_track_t *t = calloc (1, sizeof *t);
+    if (!t)
+        return DIPX_E_NOMEM;
+    t->self = self;
+    t->it = it;
+    rc = dipx_store_audit_for_id (txn, it->f.u.track.id, 4 * DIPX_MAX_HISTORY, s_track_collect, t);
+    for (size_t i = 0; rc == 0 && i < t->n; i++) {
+        dipx_frame_t f = {.cmd = DIPX_CMD_HISTORY};
+        f.u.history = t->events[i];
+        f.u.history.index = i;
+        f.u.history.total = t->n;
+        if (f.u.history.code)
+            f.present |= DIPX_RECEIPT_HAS_CODE;
+        if (f.u.history.reason[0])
+            f.present |= DIPX_RECEIPT_HAS_REASON;
+        if (f.u.history.count)
+            f.present |= DIPX_RECEIPT_HAS_COUNT;
+        rc = s_reply (self, it, &f);
+    }
+    if (rc == 0 && t->n == 0)
+        rc = s_reply_error (self, it, DIPX_E_NOT_RECIPIENT, DIPX_CMD_TRACK, "no history kept");
+    free (t);
+    return rc;
+}
+
+static int
+s_handle_item (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t now)
+{
+    if (it->rc) {
+        int rc = s_reply_error (self, it, it->rc, it->f.cmd, it->why);
+        if (rc || self->degraded)
+            return rc;
+        dipx_audit_t rec;
+        dipx_audit_init (&rec, DIPX_AUDIT_PROTOCOL, now);
+        snprintf (rec.by, sizeof rec.by, "%s", it->agency[0] ? it->agency : "unknown");
+        rec.code = (uint64_t) -it->rc;
+        rec.present |= DIPX_AU_BY | DIPX_AU_CODE;
+        dipx_audit_set_reason (&rec, it->why);
+        return dipx_store_audit (txn, &rec);
+    }
+    switch (it->f.cmd) {
+    case DIPX_CMD_HELLO:
+        return s_handle_hello (self, txn, it, now);
+    case DIPX_CMD_SEND:
+        return s_handle_send (self, txn, it, now);
+    case DIPX_CMD_ACK:
+        return s_handle_ack (self, txn, it, now);
+    case DIPX_CMD_OUTCOME:
+        return s_handle_outcome (self, txn, it, now);
+    case DIPX_CMD_TRACK:
+        return s_handle_track (self, txn, it);
+    default:
+        return s_reply_error (self, it, DIPX_E_STATE, it->f.cmd,
+                              "command is sent by the broker, not to it");
+    }
+}
+
+/*  Decodes a received frame and prepares what can be done without the
+    transaction.  */
+static void
+s_prepare (dipx_server_t *self, s_item_t *it, uint64_t now)
+{
+    it->vkind = V_NONE;
+    it->vrc = 0;
+    it->send_rc = 0;
+    it->env_ok = false;
+    const char *user = zmq_msg_gets (&it->body, "User-Id");
+    if (!user || strlen (user) > DIPX_MAX_AGENCY_ID) {
+        /* Cannot happen with the ZAP handler admitting: refuse anyway.  */
+        it->rc = DIPX_E_STATE;
+        snprintf (it->why, sizeof it->why, "connection has no authenticated agency");
+        return;
+    }
+    snprintf (it->agency, sizeof it->agency, "%s", user);
+    if (it->rc)
+        return;
+    it->rc = dipx_frame_decode (zmq_msg_data (&it->body), zmq_msg_size (&it->body), &it->f);
+    if (it->rc) {
+        snprintf (it->why, sizeof it->why, "%s frame: %s", dipx_cmd_name (it->f.cmd),
+                  dipx_strerror (it->rc));
+        return;
+    }
+    const dipx_entry_t *e = dipx_registry_by_id (self->registry, it->agency);
+    if (!e || e->status != DIPX_STATUS_ACTIVE) {
+        if (it->f.cmd == DIPX_CMD_SEND) {
+            s_precheck_send (self, it, now); /* refuses with sender_inactive */
+            return;
+        }
+        it->rc = DIPX_E_SENDER_INACTIVE;
+        snprintf (it->why, sizeof it->why, "agency '%s' is not active", it->agency);
+        return;
+    }
+    switch (it->f.cmd) {
+    case DIPX_CMD_SEND:
+        s_precheck_send (self, it, now);
+        break;
+    case DIPX_CMD_ACK:
+        it->vkind = V_ACK;
+        memcpy (it->pk, e->card.sign_pk, DIPX_KEY_BYTES);
+        break;
+    case DIPX_CMD_OUTCOME:
+        it->vkind = V_OUTCOME;
+        memcpy (it->pk, e->card.sign_pk, DIPX_KEY_BYTES);
+        break;
+    default:
+        break;
+    }
+}
+
+/*  Reads up to `batch` frames without blocking. Returns how many.  */
+static size_t
+s_read_batch (dipx_server_t *self)
+{
+    size_t n = 0;
+    while (n < self->cfg.batch) {
+        s_item_t *it = &self->items[n];
+        zmq_msg_init (&it->rid);
+        zmq_msg_init (&it->body);
+        it->open = true;
+        it->rc = 0;
+        it->agency[0] = 0;
+        memset (&it->f, 0, sizeof it->f);
+        if (zmq_msg_recv (&it->rid, self->router, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close (&it->rid);
+            zmq_msg_close (&it->body);
+            it->open = false;
+            break;
+        }
+        if (!zmq_msg_more (&it->rid) || zmq_msg_recv (&it->body, self->router, 0) < 0) {
+            zmq_msg_close (&it->rid);
+            zmq_msg_close (&it->body);
+            it->open = false;
+            continue;
+        }
+        if (zmq_msg_more (&it->body)) {
+            /* A client sends one part per frame: drain and answer.  */
+            int more = 1;
+            while (more) {
+                zmq_msg_t m;
+                zmq_msg_init (&m);
+                more = zmq_msg_recv (&m, self->router, 0) >= 0 && zmq_msg_more (&m);
+                zmq_msg_close (&m);
+            }
+            it->rc = DIPX_E_FRAME_SIZE;
+            snprintf (it->why, sizeof it->why, "a frame is exactly one message part");
+        }
+        n++;
+    }
+    return n;
+}
+
+static void
+s_items_close (dipx_server_t *self)
+{
+    for (size_t i = 0; i < self->nitems; i++)
+        if (self->items[i].open) {
+            zmq_msg_close (&self->items[i].rid);
+            zmq_msg_close (&self->items[i].body);
+            self->items[i].open = false;
+        }
+    self->nitems = 0;
+}
+
+/* --- the turn ------------------------------------------------------------- */
+
+static int
+s_housekeep (dipx_server_t *self, dipx_txn_t *txn, uint64_t now, uint64_t mono)
+{
+    int rc;
+    /* Expiry: a message past its expires-at goes to the dead letters, never
+       silently away, and its sender is told.  */
+    for (size_t n = 0; n < self->cfg.batch; n++) {
+        dipx_msgrec_t m;
+        rc = dipx_store_expired_next (txn, now, &m);
+        if (rc == DIPX_E_NOT_FOUND)
+            break;
+        if (rc)
+            return rc;
+        if ((rc = s_dead_letter (self, txn, &m, now, DIPX_AUDIT_EXPIRED, DIPX_E_EXPIRED,
+                                 "expired before it was acknowledged",
+                                 dipx_identity_id (self->identity))))
+            return rc;
+    }
+    /* Redelivery: in-flight messages past their acknowledgement deadline.  */
+    size_t budget = self->cfg.batch;
+    for (size_t b = 0; b < S_BUCKETS && budget; b++)
+        for (s_session_t *s = self->buckets[b]; s && budget; s = s->next) {
+            if (s->rid_len == 0)
+                continue;
+            for (uint32_t i = 0; i < s->nflight && budget; i++) {
+                if (s->flight[i].deadline > mono)
+                    continue;
+                dipx_msgrec_t m;
+                rc = dipx_store_msg_get (txn, s->flight[i].seq, &m);
+                if (rc == 0 && m.state == DIPX_MSG_QUEUED) {
+                    if ((rc = s_deliver (self, txn, s, &m, now, mono)))
+                        return rc;
+                    budget--;
+                } else if (rc == 0 || rc == DIPX_E_NOT_FOUND) {
+                    if ((rc = s_touch (self, s)))
+                        return rc;
+                    s_flight_remove (s, s->flight[i].seq);
+                    i--;
+                } else
+                    return rc;
+            }
+            if (s->want)
+                s_want (self, s);
+        }
+    return 0;
+}
+
+/*  One run of the turn's transaction. Returns 0 or the error that aborted
+    it (nothing was committed).  */
+static int
+s_transact (dipx_server_t *self, bool housekeep, uint64_t now, uint64_t mono)
+{
+    dipx_txn_t *txn;
+    int rc = dipx_store_begin (self->store, &txn);
+    if (rc)
+        return rc;
+    size_t npending = self->degraded ? 0 : self->npending;
+    for (size_t i = 0; rc == 0 && i < npending; i++)
+        rc = dipx_store_audit (txn, &self->pending[i]);
+    for (size_t i = 0; rc == 0 && i < self->nitems; i++)
+        if (self->items[i].open)
+            rc = s_handle_item (self, txn, &self->items[i], now);
+    if (rc == 0 && housekeep)
+        rc = s_housekeep (self, txn, now, mono);
+    size_t budget = 2 * self->cfg.batch;
+    for (size_t i = 0; rc == 0 && i < self->nwant; i++) {
+        s_session_t *s = self->want[i];
+        if (s->want)
+            rc = s_fill (self, txn, s, now, mono, &budget);
+    }
+    if (rc) {
+        dipx_store_abort (&txn);
+        return rc;
+    }
+    if ((rc = dipx_store_commit (&txn)))
+        return rc;
+    if (npending) {
+        memmove (self->pending, self->pending + npending,
+                 (self->npending - npending) * sizeof *self->pending);
+        self->npending -= npending;
+    }
+    return 0;
+}
+
+static void
+s_send_out (dipx_server_t *self, uint64_t now)
+{
+    for (size_t i = 0; i < self->nout; i++) {
+        s_out_t *o = &self->out[i];
+        if (zmq_send (self->router, o->rid, o->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0
+            || zmq_send (self->router, o->buf, o->len, ZMQ_DONTWAIT) < 0) {
+            int err = zmq_errno ();
+            if (!o->deliver) {
+                dipx_log_debug ("reply not sent: %s", zmq_strerror (err));
+                continue;
+            }
+            /* The recipient's connection is gone (EHOSTUNREACH, thanks to
+               ZMQ_ROUTER_MANDATORY) or full (EAGAIN): the message stays queued
+               and in flight until the agency says HELLO again, and the miss is
+               audited.  */
+            s_session_t *s = s_session_find (self, o->agency);
+            if (s && s->rid_len == o->rid_len && memcmp (s->rid, o->rid, o->rid_len) == 0)
+                s->rid_len = 0;
+            dipx_audit_t rec;
+            dipx_audit_init (&rec, DIPX_AUDIT_UNDELIVERABLE, now);
+            snprintf (rec.to, sizeof rec.to, "%s", o->agency);
+            rec.msg_seq = o->seq;
+            rec.present |= DIPX_AU_TO | DIPX_AU_MSG_SEQ;
+            dipx_audit_set_reason (&rec, zmq_strerror (err));
+            s_pending_audit (self, &rec);
+        }
+    }
+    s_out_drop (self);
+}
+
+static void
+s_auth_events (dipx_server_t *self, uint64_t now)
+{
+    dipx_auth_event_t ev;
+    while (dipx_auth_handle (self->auth, &ev) == 1) {
+        if (self->probe_fp[0] && strcmp (ev.key, self->probe_fp) == 0) {
+            self->probe_refused = !ev.admitted;
+            continue;
+        }
+        if (ev.admitted)
+            continue;
+        /* Rate-limited, so a flood of bad keys cannot fill the audit log;
+           the number not audited is carried in the next record.  */
+        if (now / 1000 != self->bucket_ms) {
+            self->bucket_ms = now / 1000;
+            self->bucket_used = 0;
+        }
+        if (self->bucket_used >= self->cfg.auth_audit_per_sec) {
+            self->suppressed++;
+            continue;
+        }
+        self->bucket_used++;
+        dipx_audit_t rec;
+        dipx_audit_init (&rec, DIPX_AUDIT_AUTH_REFUSED, now);
+        snprintf (rec.key, sizeof rec.key, "%s", ev.key);
+        snprintf (rec.peer, sizeof rec.peer, "%s", ev.peer);
+        rec.code = (uint64_t) ev.status;
+        rec.present |= DIPX_AU_KEY | DIPX_AU_PEER | DIPX_AU_CODE;
+        if (ev.agency[0]) {
+            snprintf (rec.by, sizeof rec.by, "%s", ev.agency);
+            rec.present |= DIPX_AU_BY;
+        }
+        char why[128];
+        if (self->suppressed)
+            snprintf (why, sizeof why, "%s (%llu earlier refusals not audited)", ev.why,
+                      (unsigned long long) self->suppressed);
+        else
+            snprintf (why, sizeof why, "%s", ev.why);
+        self->suppressed = 0;
+        dipx_audit_set_reason (&rec, why);
+        s_pending_audit (self, &rec);
+        dipx_log_info ("auth: refused key %s from %s: %s", ev.key, ev.peer, ev.why);
+    }
+}
+
+static int
+s_turn (dipx_server_t *self, long timeout_ms)
+{
+    zmq_pollitem_t items[] = {
+        {self->router, 0, ZMQ_POLLIN, 0},
+        {dipx_auth_socket (self->auth), 0, ZMQ_POLLIN, 0},
+    };
+    if (self->nwant || self->npending)
+        timeout_ms = 0;
+    if (zmq_poll (items, 2, timeout_ms) < 0)
+        return zmq_errno () == EINTR ? 0 : DIPX_E_ZMQ;
+    uint64_t now = dipx_now_ms (), mono = dipx_mono_ms ();
+    s_auth_events (self, now);
+    self->nitems = s_read_batch (self);
+    for (size_t i = 0; i < self->nitems; i++)
+        if (self->items[i].open)
+            s_prepare (self, &self->items[i], now);
+    dipx_pool_run (self->pool, s_verify_job, self->items, self->nitems, sizeof (s_item_t));
+
+    bool housekeep = mono >= self->next_housekeep;
+    if (housekeep)
+        self->next_housekeep = mono + S_HOUSEKEEP_MS;
+    if (self->nitems == 0 && self->nwant == 0 && self->npending == 0 && !housekeep)
+        return 0;
+    self->turn++;
+    self->degraded = false;
+    int rc = s_transact (self, housekeep, now, mono);
+    if (rc) {
+        s_out_drop (self);
+        s_undo_apply (self);
+        if (rc == DIPX_E_STORAGE_FULL && !self->storage_full)
+            dipx_log_error ("storage full: refusing new messages until space returns");
+        self->storage_full = rc == DIPX_E_STORAGE_FULL;
+        /* Run again refusing every new message, so acknowledgements and
+           deliveries still go on, and no sender is left without an answer.  */
+        self->turn++;
+        self->degraded = true;
+        rc = s_transact (self, housekeep, now, mono);
+        if (rc) {
+            s_out_drop (self);
+            s_undo_apply (self);
+            dipx_log_error ("commit failed twice (%s): answering the batch with errors",
+                            dipx_strerror (rc));
+            for (size_t i = 0; i < self->nitems; i++)
+                if (self->items[i].open)
+                    s_reply_error (self, &self->items[i], DIPX_E_STORAGE,
+                                   self->items[i].f.cmd, "broker could not commit");
+        }
+    } else if (self->storage_full) {
+        dipx_log_info ("storage: space available again");
+        self->storage_full = false;
+    }
+    s_undo_drop (self);
+    /* Sessions still wanting deliveries stay on the list for the next turn.  */
+    size_t keep = 0;
+    for (size_t i = 0; i < self->nwant; i++) {
+        s_session_t *s = self->want[i];
+        if (s->want && s->rid_len && s->nflight < s->window)
+            self->want[keep++] = s;
+        else
+            s->in_want = false;
+    }
+    self->nwant = keep;
+    s_items_close (self);
+    s_send_out (self, now);
+    return 0;
+}
+
+/* --- set-up --------------------------------------------------------------- */
+
+/*  Connects a client with a random key and checks that the ZAP handler
+    refuses it and that the client sees the refusal. Without this check a
+    broker whose ZAP handler failed to bind would admit every key.  */
+static int
+s_self_check (dipx_server_t *self)
+{
+    char pub[41], sec[41];
+    if (zmq_curve_keypair (pub, sec) != 0)
+        return DIPX_E_ZMQ;
+    uint8_t pk[32];
+    zmq_z85_decode (pk, pub);
+    dipx_key_fingerprint (pk, self->probe_fp);
+    self->probe_refused = false;
+    void *probe = zmq_socket (self->ctx, ZMQ_DEALER);
+    void *mon = zmq_socket (self->ctx, ZMQ_PAIR);
+    int rc = DIPX_E_AUTH, linger = 0, client_refused = 0;
+    char mon_ep[64];
+    snprintf (mon_ep, sizeof mon_ep, "inproc://dipx-selfcheck-%p", (void *) self);
+    if (!probe || !mon || zmq_setsockopt (probe, ZMQ_LINGER, &linger, sizeof linger)
+        || zmq_setsockopt (probe, ZMQ_CURVE_SERVERKEY, self->pubkey, 40)
+        || zmq_setsockopt (probe, ZMQ_CURVE_PUBLICKEY, pub, 40)
+        || zmq_setsockopt (probe, ZMQ_CURVE_SECRETKEY, sec, 40)
+        || zmq_socket_monitor (probe, mon_ep,
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+        || zmq_setsockopt (mon, ZMQ_LINGER, &linger, sizeof linger) || zmq_connect (mon, mon_ep)
+        || zmq_connect (probe, self->endpoint)) {
+        rc = DIPX_E_ZMQ;
+        goto done;
+    }
+    uint64_t deadline = dipx_mono_ms () + S_SELFCHECK_MS;
+    while (dipx_mono_ms () < deadline && !(client_refused && self->probe_refused)) {
+        zmq_pollitem_t items[] = {{dipx_auth_socket (self->auth), 0, ZMQ_POLLIN, 0},
+                                  {mon, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll (items, 2, 100) < 0 && zmq_errno () != EINTR)
+            break;
+        s_auth_events (self, dipx_now_ms ());
+        if (items[1].revents & ZMQ_POLLIN) {
+            zmq_msg_t ev, addr;
+            zmq_msg_init (&ev);
+            zmq_msg_init (&addr);
+            if (zmq_msg_recv (&ev, mon, 0) >= 0 && zmq_msg_size (&ev) >= 6) {
+                uint16_t event;
+                memcpy (&event, zmq_msg_data (&ev), 2);
+                if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+                    client_refused = 1;
+                else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+                    dipx_log_error ("self-check: a random key was admitted");
+                    zmq_msg_close (&ev);
+                    goto done;
+                }
+                if (zmq_msg_more (&ev))
+                    zmq_msg_recv (&addr, mon, 0);
+            }
+            zmq_msg_close (&ev);
+            zmq_msg_close (&addr);
+        }
+    }
+    if (client_refused && self->probe_refused)
+        rc = 0;
+    else
+        dipx_log_error ("self-check: a random key was not refused by the ZAP handler");
+done:
+    self->probe_fp[0] = 0;
+    if (probe) {
+        zmq_socket_monitor (probe, NULL, 0);
+        zmq_close (probe);
+    }
+    if (mon)
+        zmq_close (mon);
+    return rc;
+}
+
+static int
+s_load_trust (const dipx_config_t *cfg, dipx_registry_t **reg, dipx_policy_t **pol)
+{
+    int line = 0;
+    int rc = dipx_registry_load (cfg->registry, reg, &line);
+    if (rc) {
+        dipx_log_error ("registry %s: %s (line %d)", cfg->registry, dipx_strerror (rc), line);
+        return rc;
+    }
+    rc = dipx_policy_load (cfg->policy, pol, &line);
+    if (rc) {
+        dipx_log_error ("policy %s: %s (line %d)", cfg->policy, dipx_strerror (rc), line);
+        dipx_registry_destroy (reg);
+        return rc;
+    }
+    return 0;
+}
+
+int
+dipx_server_new (const dipx_config_t *cfg, dipx_server_t **out)
+{
+    *out = NULL;
+    if (sodium_init () < 0)
+        return DIPX_E_CRYPTO;
+    dipx_server_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return DIPX_E_NOMEM;
+    self->cfg = *cfg;
+    randombytes_buf (self->hash_key, sizeof self->hash_key);
+    int rc = dipx_identity_load (cfg->identity, &self->identity);
+    if (rc) {
+        dipx_log_error ("identity %s: %s", cfg->identity, dipx_strerror (rc));
+        goto fail;
+    }
+    dipx_key_to_z85 (dipx_identity_enc_pk (self->identity), self->pubkey);
+    if ((rc = s_load_trust (cfg, &self->registry, &self->policy)))
+        goto fail;
+    rc = dipx_store_open (cfg->data_dir, cfg->map_size_mb << 20, cfg->map_max_mb << 20, false,
+                          &self->store);
+    if (rc) {
+        dipx_log_error ("store %s: %s", cfg->data_dir, dipx_strerror (rc));
+        goto fail;
+    }
+    rc = DIPX_E_NOMEM;
+    self->buckets = calloc (S_BUCKETS, sizeof *self->buckets);
+    self->items = calloc (cfg->batch, sizeof *self->items);
+    self->pending = calloc (S_PENDING_AUDIT_MAX, sizeof *self->pending);
+    self->pool = dipx_pool_new ((int) cfg->verify_threads);
+    if (!self->buckets || !self->items || !self->pending || !self->pool)
+        goto fail;
+
+    rc = DIPX_E_ZMQ;
+    self->ctx = zmq_ctx_new ();
+    if (!self->ctx || !(self->auth = dipx_auth_new (self->ctx)))
+        goto fail;
+    dipx_auth_set_registry (self->auth, self->registry);
+    self->router = zmq_socket (self->ctx, ZMQ_ROUTER);
+    int one = 1, zero = 0, hwm = 100000, hs = 5000, hb = 5000, hbt = 15000;
+    int64_t maxmsg = (int64_t) cfg->max_frame;
+    if (!self->router || zmq_setsockopt (self->router, ZMQ_CURVE_SERVER, &one, sizeof one)
+        || zmq_setsockopt (self->router, ZMQ_CURVE_SECRETKEY,
+                           dipx_identity_enc_sk (self->identity), 32)
+        || zmq_setsockopt (self->router, ZMQ_ZAP_DOMAIN, "dipx", 4)
+        || zmq_setsockopt (self->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one)
+        || zmq_setsockopt (self->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg)
+        || zmq_setsockopt (self->router, ZMQ_LINGER, &zero, sizeof zero)
+        || zmq_setsockopt (self->router, ZMQ_SNDHWM, &hwm, sizeof hwm)
+        || zmq_setsockopt (self->router, ZMQ_RCVHWM, &hwm, sizeof hwm)
+        || zmq_setsockopt (self->router, ZMQ_HANDSHAKE_IVL, &hs, sizeof hs)
+        || zmq_setsockopt (self->router, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb)
+        || zmq_setsockopt (self->router, ZMQ_HEARTBEAT_TIMEOUT, &hbt, sizeof hbt)
+        || zmq_bind (self->router, cfg->endpoint)) {
+        dipx_log_error ("listen %s: %s", cfg->endpoint, zmq_strerror (zmq_errno ()));
+        goto fail;
+    }
+    size_t eplen = sizeof self->endpoint;
+    zmq_getsockopt (self->router, ZMQ_LAST_ENDPOINT, self->endpoint, &eplen);
+    if ((rc = s_self_check (self))) {
+        dipx_log_error ("start-up self-check failed: refusing to run without authentication");
+        goto fail;
+    }
+    dipx_audit_t rec;
+    dipx_audit_init (&rec, DIPX_AUDIT_STARTED, dipx_now_ms ());
+    char why[128];
+    snprintf (why, sizeof why, "registry %zu agencies, policy %zu rules",
+              dipx_registry_size (self->registry), dipx_policy_size (self->policy));
+    dipx_audit_set_reason (&rec, why);
+    s_pending_audit (self, &rec);
+    dipx_log_info ("listening on %s as %s (key %s)", self->endpoint,
+                   dipx_identity_id (self->identity), self->pubkey);
+    *out = self;
+    return 0;
+fail:
+    dipx_server_destroy (&self);
+    return rc;
+}
+
+void
+dipx_server_destroy (dipx_server_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    dipx_server_t *self = *self_p;
+    s_items_close (self);
+    s_out_drop (self);
+    s_undo_drop (self);
+    if (self->router)
+        zmq_close (self->router);
+    dipx_auth_destroy (&self->auth);
+    if (self->ctx)
+        zmq_ctx_term (self->ctx);
+    if (self->buckets)
+        for (size_t b = 0; b < S_BUCKETS; b++)
+            for (s_session_t *s = self->buckets[b], *next; s; s = next) {
+                next = s->next;
+                free (s->flight);
+                free (s);
+            }
+    free (self->buckets);
+    free (self->want);
+    free (self->items);
+    free (self->out);
+    free (self->undo);
+    free (self->pending);
+    dipx_pool_destroy (&self->pool);
+    dipx_store_destroy (&self->store);
+    dipx_policy_destroy (&self->policy);
+    dipx_registry_destroy (&self->registry);
+    dipx_identity_destroy (&self->identity);
+    free (self);
+    *self_p = NULL;
+}
+
+const char *
+dipx_server_endpoint (const dipx_server_t *self)
+{
+    return self->endpoint;
+}
+
+const char *
+dipx_server_public_key (const dipx_server_t *self)
+{
+    return self->pubkey;
+}
+
+static void
+s_reload (dipx_server_t *self, const char *cfg_path)
+{
+    dipx_config_t cfg;
+    char err[256];
+    dipx_config_defaults (&cfg);
+    if (cfg_path && dipx_config_load (&cfg, cfg_path, err, sizeof err) != 0) {
+        dipx_log_error ("reload: %s; keeping the running configuration", err);
+        return;
+    }
+    if (cfg_path)
+        dipx_config_reload_into (&self->cfg, &cfg);
+    dipx_registry_t *reg;
+    dipx_policy_t *pol;
+    if (s_load_trust (&self->cfg, &reg, &pol) != 0) {
+        dipx_log_error ("reload: keeping the running registry and policy");
+        return;
+    }
+    dipx_registry_destroy (&self->registry);
+    dipx_policy_destroy (&self->policy);
+    self->registry = reg;
+    self->policy = pol;
+    dipx_auth_set_registry (self->auth, reg);
+    dipx_log_set_level (self->cfg.log_level);
+    dipx_log_info ("reloaded: registry %zu agencies, policy %zu rules", dipx_registry_size (reg),
+                   dipx_policy_size (pol));
+}
+
+int
+dipx_server_run (dipx_server_t *self, volatile sig_atomic_t *stop,
+                 volatile sig_atomic_t *reload, const char *cfg_path)
+{
+    while (!*stop) {
+        if (*reload) {
+            *reload = 0;
+            s_reload (self, cfg_path);
+        }
+        int rc = s_turn (self, S_HOUSEKEEP_MS);
+        if (rc) {
+            dipx_log_error ("service loop: %s", dipx_strerror (rc));
+            return rc;
+        }
+    }
+    /* Write what is pending (auth refusals, undeliverable) before leaving.  */
+    if (self->npending) {
+        self->turn++;
+        s_transact (self, false, dipx_now_ms (), dipx_mono_ms ());
+        s_out_drop (self);
+        s_undo_drop (self);
+    }
+    dipx_log_info ("stopped");
+    return 0;
+}

@@ -1,0 +1,806 @@
+/*  dipx_store.c - LMDB storage of messages, queues, ids, dead letters and
+    the audit log.
+
+    Design. One environment, opened without MDB_NOSYNC: mdb_txn_commit
+    returns only after the data and the meta page are on disk, which is what
+    makes ACCEPTED mean "durable". The service holds at most one write
+    transaction at a time, on its own thread; readers (dipxd audit, a running
+    `dipx audit`) use read-only transactions and never block it.
+
+    Immutable and mutable parts of a message are kept apart: `msgs` holds the
+    envelope and what never changes, `mstate` the 13 bytes that change on each
+    delivery, so a delivery rewrites 13 bytes rather than the envelope.
+
+    Every integer is stored big-endian, so that LMDB's byte-wise key order is
+    numeric order and records are the same on every machine. Every record read
+    back is bounds-checked before use (DIPX_E_CORRUPT): a damaged data file
+    must produce an error, never an overread.
+*/
+#include "dipx_store.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "dipx_log.h"
+
+#define S_NDBS 11
+
+enum { DB_META, DB_MSGS, DB_MSTATE, DB_QUEUE, DB_QSTAT, DB_IDS, DB_EXPIRY, DB_DEAD, DB_AUDIT,
+       DB_AUD_ID, DB_AUD_SUB };
+static const char *const s_db_names[S_NDBS] = {"meta",   "msgs", "mstate", "queue",
+                                               "qstat",  "ids",  "expiry", "dead",
+                                               "audit",  "aud_id", "aud_sub"};
+
+struct dipx_store_t {
+    MDB_env *env;          /* the environment */
+    MDB_dbi dbi[S_NDBS];   /* open databases */
+    uint64_t map_size;     /* current map size */
+    uint64_t map_max;      /* growth ceiling */
+    bool readonly;         /* opened read-only */
+    dipx_txn_t *write_txn; /* the open write transaction, if any */
+};
+
+struct dipx_txn_t {
+    dipx_store_t *store; /* owner */
+    MDB_txn *txn;        /* the LMDB transaction */
+    uint64_t seq;        /* last message seq (as of this txn) */
+    uint64_t aseq;       /* last audit seq */
+    bool dirty_meta;     /* seq or aseq changed */
+    bool write;          /* a write transaction */
+};
+
+#define S_MSG_FIXED 40
+#define S_ID_FIXED 84
+#define S_STATE_LEN 13
+
+/* --- byte helpers -------------------------------------------------------- */
+
+static void
+s_put64 (uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t) v;
+}
+
+static uint64_t
+s_get64 (const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void
+s_put32 (uint8_t *p, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t) v;
+}
+
+static uint32_t
+s_get32 (const uint8_t *p)
+{
+    return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
+}
+
+/*  Translates an LMDB result at the boundary.  */
+static int
+s_err (int rc)
+{
+    switch (rc) {
+    case MDB_SUCCESS:
+        return 0;
+    case MDB_NOTFOUND:
+        return DIPX_E_NOT_FOUND;
+    case MDB_MAP_FULL:
+    case ENOSPC:
+    case EDQUOT:
+        return DIPX_E_STORAGE_FULL;
+    case ENOMEM:
+        return DIPX_E_NOMEM;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID:
+    case MDB_VERSION_MISMATCH:
+        return DIPX_E_CORRUPT;
+    default:
+        return DIPX_E_STORAGE;
+    }
+}
+
+static int
+s_copy_agency (const uint8_t *p, size_t len, char *out)
+{
+    if (len == 0 || len > DIPX_MAX_AGENCY_ID || !dipx_text_is_agency_id ((const char *) p, len))
+        return DIPX_E_CORRUPT;
+    memcpy (out, p, len);
+    out[len] = 0;
+    return 0;
+}
+
+/* --- record codecs ------------------------------------------------------- */
+
+/*  msgs value: u8 version, u8 from_len, u8 to_len, u8 pad, be64 accepted_at,
+    be64 expires, be32 env_len, id[16], from, to, envelope.  */
+int
+dipx_store_decode_msg (const uint8_t *buf, size_t len, dipx_msgrec_t *out)
+{
+    memset (out, 0, sizeof *out);
+    if (len < S_MSG_FIXED || buf[0] != 1)
+        return DIPX_E_CORRUPT;
+    size_t fl = buf[1], tl = buf[2], el = s_get32 (buf + 20);
+    if (el == 0 || el > DIPX_MAX_ENV || len != S_MSG_FIXED + fl + tl + el)
+        return DIPX_E_CORRUPT;
+    out->accepted_at = s_get64 (buf + 4);
+    out->expires = s_get64 (buf + 12);
+    memcpy (out->id, buf + 24, DIPX_ID_BYTES);
+    if (s_copy_agency (buf + S_MSG_FIXED, fl, out->from)
+        || s_copy_agency (buf + S_MSG_FIXED + fl, tl, out->to))
+        return DIPX_E_CORRUPT;
+    out->env = buf + S_MSG_FIXED + fl + tl;
+    out->env_len = el;
+    return 0;
+}
+
+static int
+s_decode_state (const MDB_val *v, dipx_msgrec_t *out)
+{
+    const uint8_t *p = v->mv_data;
+    if (v->mv_size != S_STATE_LEN || p[0] < DIPX_MSG_QUEUED || p[0] > DIPX_MSG_DEAD)
+        return DIPX_E_CORRUPT;
+    out->state = p[0];
+    out->count = s_get32 (p + 1);
+    out->delivered_at = s_get64 (p + 5);
+    return 0;
+}
+
+/*  ids value: u8 version, u8 state, u8 from_len, u8 to_len, be64 seq, be64 at,
+    digest[64], from, to.  */
+int
+dipx_store_decode_id (const uint8_t *buf, size_t len, dipx_idrec_t *out)
+{
+    memset (out, 0, sizeof *out);
+    if (len < S_ID_FIXED || buf[0] != 1 || buf[1] < DIPX_MSG_QUEUED || buf[1] > DIPX_MSG_DEAD)
+        return DIPX_E_CORRUPT;
+    size_t fl = buf[2], tl = buf[3];
+    if (len != S_ID_FIXED + fl + tl)
+        return DIPX_E_CORRUPT;
+    out->state = buf[1];
+    out->seq = s_get64 (buf + 4);
+    out->at = s_get64 (buf + 12);
+    memcpy (out->digest, buf + 20, sizeof out->digest);
+    if (s_copy_agency (buf + S_ID_FIXED, fl, out->from)
+        || s_copy_agency (buf + S_ID_FIXED + fl, tl, out->to))
+        return DIPX_E_CORRUPT;
+    return 0;
+}
+
+static int
+s_put_id (dipx_txn_t *t, const uint8_t id[DIPX_ID_BYTES], const dipx_idrec_t *r)
+{
+    size_t fl = strlen (r->from), tl = strlen (r->to);
+    uint8_t buf[S_ID_FIXED + 2 * DIPX_MAX_AGENCY_ID];
+    buf[0] = 1;
+    buf[1] = (uint8_t) r->state;
+    buf[2] = (uint8_t) fl;
+    buf[3] = (uint8_t) tl;
+    s_put64 (buf + 4, r->seq);
+    s_put64 (buf + 12, r->at);
+    memcpy (buf + 20, r->digest, sizeof r->digest);
+    memcpy (buf + S_ID_FIXED, r->from, fl);
+    memcpy (buf + S_ID_FIXED + fl, r->to, tl);
+    MDB_val k = {DIPX_ID_BYTES, (void *) id}, v = {S_ID_FIXED + fl + tl, buf};
+    return s_err (mdb_put (t->txn, t->store->dbi[DB_IDS], &k, &v, 0));
+}
+
+static int
+s_put_state (dipx_txn_t *t, uint64_t seq, int state, uint32_t count, uint64_t delivered_at)
+{
+    uint8_t kb[8], vb[S_STATE_LEN];
+    s_put64 (kb, seq);
+    vb[0] = (uint8_t) state;
+    s_put32 (vb + 1, count);
+    s_put64 (vb + 5, delivered_at);
+    MDB_val k = {8, kb}, v = {S_STATE_LEN, vb};
+    return s_err (mdb_put (t->txn, t->store->dbi[DB_MSTATE], &k, &v, 0));
+}
+
+/*  queue key: agency id, NUL, be64 seq. NUL sorts below every id character,
+    so one agency's entries are contiguous and in seq order.  */
+static size_t
+s_queue_key (uint8_t *buf, const char *agency, uint64_t seq)
+{
+    size_t n = strlen (agency);
+    memcpy (buf, agency, n);
+    buf[n] = 0;
+    s_put64 (buf + n + 1, seq);
+    return n + 9;
+}
+
+static int
+s_qstat_add (dipx_txn_t *t, const char *agency, int64_t dcount, int64_t dbytes)
+{
+    uint64_t count = 0, bytes = 0;
+    int rc = dipx_store_queue_stat (t, agency, &count, &bytes);
+    if (rc && rc != DIPX_E_NOT_FOUND)
+        return rc;
+    count = (uint64_t) ((int64_t) count + dcount);
+    bytes = (uint64_t) ((int64_t) bytes + dbytes);
+    uint8_t vb[16];
+    s_put64 (vb, count);
+    s_put64 (vb + 8, bytes);
+    MDB_val k = {strlen (agency), (void *) agency}, v = {16, vb};
+    return s_err (mdb_put (t->txn, t->store->dbi[DB_QSTAT], &k, &v, 0));
+}
+
+/* --- environment and transactions --------------------------------------- */
+
+int
+dipx_store_open (const char *dir, uint64_t map_size, uint64_t map_max, bool readonly,
+                 dipx_store_t **out)
+{
+    *out = NULL;
+    if (!readonly && mkdir (dir, 0700) != 0 && errno != EEXIST)
+        return DIPX_E_IO;
+    dipx_store_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return DIPX_E_NOMEM;
+    self->map_size = map_size;
+    self->map_max = map_max;
+    self->readonly = readonly;
+    MDB_txn *txn = NULL;
+    int rc = mdb_env_create (&self->env);
+    if (rc == 0)
+        rc = mdb_env_set_maxdbs (self->env, S_NDBS);
+    if (rc == 0)
+        rc = mdb_env_set_mapsize (self->env, (size_t) map_size);
+    if (rc == 0)
+        rc = mdb_env_open (self->env, dir, readonly ? MDB_RDONLY : 0, 0600);
+    if (rc == 0) {
+        /* Another process may have grown the map: adopt its size.  */
+        MDB_envinfo info;
+        mdb_env_info (self->env, &info);
+        if (info.me_mapsize > self->map_size)
+            self->map_size = info.me_mapsize;
+        rc = mdb_txn_begin (self->env, NULL, readonly ? MDB_RDONLY : 0, &txn);
+    }
+    for (int i = 0; rc == 0 && i < S_NDBS; i++)
+        rc = mdb_dbi_open (txn, s_db_names[i], readonly ? 0 : MDB_CREATE, &self->dbi[i]);
+    /* Commit even a read-only transaction: LMDB closes the handles opened
+       in a transaction that is aborted.  */
+    if (rc == 0)
+        rc = mdb_txn_commit (txn);
+    else if (txn)
+        mdb_txn_abort (txn);
+    if (rc) {
+        dipx_log_error ("store %s: %s", dir, mdb_strerror (rc));
+        dipx_store_destroy (&self);
+        return rc == ENOENT ? DIPX_E_IO : s_err (rc);
+    }
+    *out = self;
+    return 0;
+}
+
+void
+dipx_store_destroy (dipx_store_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    dipx_store_t *self = *self_p;
+    if (self->env)
+        mdb_env_close (self->env);
+    free (self);
+    *self_p = NULL;
+}
+
+static uint64_t
+s_meta_get (MDB_txn *txn, MDB_dbi dbi, const char *key)
+{
+    MDB_val k = {strlen (key), (void *) key}, v;
+    if (mdb_get (txn, dbi, &k, &v) != 0 || v.mv_size != 8)
+        return 0;
+    return s_get64 (v.mv_data);
+}
+
+static int
+s_begin (dipx_store_t *self, bool write, dipx_txn_t **out)
+{
+    *out = NULL;
+    if (write) {
+        if (self->readonly || self->write_txn)
+            return DIPX_E_STATE;
+        MDB_envinfo info;
+        MDB_stat st;
+        if (mdb_env_info (self->env, &info) == 0 && mdb_env_stat (self->env, &st) == 0) {
+            uint64_t used = ((uint64_t) info.me_last_pgno + 1) * st.ms_psize;
+            if (used > self->map_size / 4 * 3 && self->map_size < self->map_max) {
+                uint64_t grown = self->map_size * 2;
+                if (grown > self->map_max)
+                    grown = self->map_max;
+                if (mdb_env_set_mapsize (self->env, (size_t) grown) == 0) {
+                    dipx_log_info ("store: map grown to %llu MiB",
+                                   (unsigned long long) (grown >> 20));
+                    self->map_size = grown;
+                }
+            }
+        }
+    }
+    dipx_txn_t *t = calloc (1, sizeof *t);
+    if (!t)
+        return DIPX_E_NOMEM;
+    t->store = self;
+    t->write = write;
+    int rc = mdb_txn_begin (self->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+    if (rc) {
+        free (t);
+        return s_err (rc);
+    }
+    t->seq = s_meta_get (t->txn, self->dbi[DB_META], "seq");
+    t->aseq = s_meta_get (t->txn, self->dbi[DB_META], "aseq");
+    if (write)
+        self->write_txn = t;
+    *out = t;
+    return 0;
+}
+
+int
+dipx_store_begin (dipx_store_t *self, dipx_txn_t **out)
+{
+    return s_begin (self, true, out);
+}
+
+int
+dipx_store_begin_read (dipx_store_t *self, dipx_txn_t **out)
+{
+    return s_begin (self, false, out);
+}
+
+static int
+s_meta_put (dipx_txn_t *t, const char *key, uint64_t value)
+{
+    uint8_t vb[8];
+    s_put64 (vb, value);
+    MDB_val k = {strlen (key), (void *) key}, v = {8, vb};
+    return s_err (mdb_put (t->txn, t->store->dbi[DB_META], &k, &v, 0));
+}
+
+int
+dipx_store_commit (dipx_txn_t **txn_p)
+{
+    dipx_txn_t *t = *txn_p;
+    *txn_p = NULL;
+    int rc = 0;
+    if (t->write && t->dirty_meta) {
+        rc = s_meta_put (t, "seq", t->seq);
+        if (rc == 0)
+            rc = s_meta_put (t, "aseq", t->aseq);
+    }
+    if (rc == 0) {
+        int mrc = mdb_txn_commit (t->txn); /* frees the txn on every path */
+        rc = s_err (mrc);
+        if (mrc)
+            dipx_log_error ("store: commit failed: %s", mdb_strerror (mrc));
+    } else
+        mdb_txn_abort (t->txn);
+    if (t->write)
+        t->store->write_txn = NULL;
+    free (t);
+    return rc;
+}
+
+void
+dipx_store_abort (dipx_txn_t **txn_p)
+{
+    if (!txn_p || !*txn_p)
+        return;
+    dipx_txn_t *t = *txn_p;
+    mdb_txn_abort (t->txn);
+    if (t->write)
+        t->store->write_txn = NULL;
+    free (t);
+    *txn_p = NULL;
+}
+
+/* --- messages ------------------------------------------------------------ */
+
+int
+dipx_store_id_get (dipx_txn_t *t, const uint8_t id[DIPX_ID_BYTES], dipx_idrec_t *out)
+{
+    MDB_val k = {DIPX_ID_BYTES, (void *) id}, v;
+    int rc = s_err (mdb_get (t->txn, t->store->dbi[DB_IDS], &k, &v));
+    return rc ? rc : dipx_store_decode_id (v.mv_data, v.mv_size, out);
+}
+
+int
+dipx_store_queue_stat (dipx_txn_t *t, const char *agency, uint64_t *count, uint64_t *bytes)
+{
+    *count = *bytes = 0;
+    MDB_val k = {strlen (agency), (void *) agency}, v;
+    int rc = s_err (mdb_get (t->txn, t->store->dbi[DB_QSTAT], &k, &v));
+    if (rc)
+        return rc;
+    if (v.mv_size != 16)
+        return DIPX_E_CORRUPT;
+    *count = s_get64 (v.mv_data);
+    *bytes = s_get64 ((const uint8_t *) v.mv_data + 8);
+    return 0;
+}
+
+static int
+s_expiry_key (uint8_t kb[16], uint64_t expires, uint64_t seq)
+{
+    s_put64 (kb, expires);
+    s_put64 (kb + 8, seq);
+    return 16;
+}
+
+int
+dipx_store_enqueue (dipx_txn_t *t, const dipx_envelope_t *env, const uint8_t *raw,
+                    size_t raw_len, const uint8_t digest[2 * DIPX_HASH_BYTES], uint64_t now,
+                    uint64_t *seq)
+{
+    const dipx_header_t *h = &env->h;
+    size_t fl = strlen (h->from), tl = strlen (h->to);
+    if (raw_len == 0 || raw_len > DIPX_MAX_ENV)
+        return DIPX_E_INVAL;
+    uint64_t s = t->seq + 1;
+    uint8_t kb[DIPX_MAX_AGENCY_ID + 9];
+    s_put64 (kb, s);
+    MDB_val k = {8, kb}, v = {S_MSG_FIXED + fl + tl + raw_len, NULL};
+    /* MDB_RESERVE: LMDB gives us the space and we write the record in place,
+       saving a copy of the envelope.  */
+    int rc = s_err (mdb_put (t->txn, t->store->dbi[DB_MSGS], &k, &v, MDB_RESERVE));
+    if (rc)
+        return rc;
+    uint8_t *p = v.mv_data;
+    p[0] = 1;
+    p[1] = (uint8_t) fl;
+    p[2] = (uint8_t) tl;
+    p[3] = 0;
+    s_put64 (p + 4, now);
+    s_put64 (p + 12, h->expires);
+    s_put32 (p + 20, (uint32_t) raw_len);
+    memcpy (p + 24, h->id, DIPX_ID_BYTES);
+    memcpy (p + S_MSG_FIXED, h->from, fl);
+    memcpy (p + S_MSG_FIXED + fl, h->to, tl);
+    memcpy (p + S_MSG_FIXED + fl + tl, raw, raw_len);
+    if ((rc = s_put_state (t, s, DIPX_MSG_QUEUED, 0, 0)))
+        return rc;
+
+    uint8_t qb[4];
+    s_put32 (qb, (uint32_t) raw_len);
+    MDB_val qk = {s_queue_key (kb, h->to, s), kb}, qv = {4, qb};
+    if ((rc = s_err (mdb_put (t->txn, t->store->dbi[DB_QUEUE], &qk, &qv, 0))))
+        return rc;
+    if ((rc = s_qstat_add (t, h->to, 1, (int64_t) raw_len)))
+        return rc;
+
+    uint8_t eb[16];
+    MDB_val ek = {s_expiry_key (eb, h->expires, s), eb}, ev = {0, NULL};
+    if ((rc = s_err (mdb_put (t->txn, t->store->dbi[DB_EXPIRY], &ek, &ev, 0))))
+        return rc;
+
+    dipx_idrec_t ir = {.seq = s, .state = DIPX_MSG_QUEUED, .at = now};
+    memcpy (ir.digest, digest, sizeof ir.digest);
+    memcpy (ir.from, h->from, fl + 1);
+    memcpy (ir.to, h->to, tl + 1);
+    if ((rc = s_put_id (t, h->id, &ir)))
+        return rc;
+    t->seq = s;
+    t->dirty_meta = true;
+    *seq = s;
+    return 0;
+}
+
+int
+dipx_store_msg_get (dipx_txn_t *t, uint64_t seq, dipx_msgrec_t *out)
+{
+    uint8_t kb[8];
+    s_put64 (kb, seq);
+    MDB_val k = {8, kb}, v, sv;
+    memset (out, 0, sizeof *out); /* out->env tells "found" below */
+    int rc = s_err (mdb_get (t->txn, t->store->dbi[DB_MSGS], &k, &v));
+    if (rc == 0)
+        rc = dipx_store_decode_msg (v.mv_data, v.mv_size, out);
+    if (rc == 0)
+        rc = s_err (mdb_get (t->txn, t->store->dbi[DB_MSTATE], &k, &sv));
+    if (rc == DIPX_E_NOT_FOUND && out->env)
+        rc = DIPX_E_CORRUPT; /* a message without its state */
+    if (rc == 0)
+        rc = s_decode_state (&sv, out);
+    out->seq = seq;
+    return rc;
+}
+
+int
+dipx_store_queue_next (dipx_txn_t *t, const char *agency, uint64_t after, dipx_msgrec_t *out)
+{
+    uint8_t kb[DIPX_MAX_AGENCY_ID + 9];
+    size_t n = strlen (agency);
+    if (after == UINT64_MAX)
+        return DIPX_E_NOT_FOUND;
+    MDB_val k = {s_queue_key (kb, agency, after + 1), kb}, v;
+    MDB_cursor *cur;
+    int rc = s_err (mdb_cursor_open (t->txn, t->store->dbi[DB_QUEUE], &cur));
+    if (rc)
+        return rc;
+    rc = s_err (mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE));
+    uint64_t seq = 0;
+    if (rc == 0) {
+        if (k.mv_size != n + 9 || memcmp (k.mv_data, agency, n) != 0
+            || ((const uint8_t *) k.mv_data)[n] != 0)
+            rc = DIPX_E_NOT_FOUND;
+        else
+            seq = s_get64 ((const uint8_t *) k.mv_data + n + 1);
+    }
+    mdb_cursor_close (cur);
+    if (rc)
+        return rc;
+    rc = dipx_store_msg_get (t, seq, out);
+    if (rc == 0 && (out->state != DIPX_MSG_QUEUED || strcmp (out->to, agency) != 0))
+        rc = DIPX_E_CORRUPT;
+    return rc == DIPX_E_NOT_FOUND ? DIPX_E_CORRUPT : rc;
+}
+
+int
+dipx_store_msg_delivered (dipx_txn_t *t, uint64_t seq, uint64_t now, uint32_t *count)
+{
+    dipx_msgrec_t m;
+    int rc = dipx_store_msg_get (t, seq, &m);
+    if (rc)
+        return rc;
+    if (m.state != DIPX_MSG_QUEUED)
+        return DIPX_E_STATE;
+    *count = m.count + 1;
+    return s_put_state (t, seq, DIPX_MSG_QUEUED, *count, now);
+}
+
+/*  Takes a queued message out of its queue, counters and expiry index.  */
+static int
+s_dequeue (dipx_txn_t *t, const dipx_msgrec_t *m)
+{
+    uint8_t kb[DIPX_MAX_AGENCY_ID + 9], eb[16];
+    MDB_val qk = {s_queue_key (kb, m->to, m->seq), kb};
+    int rc = s_err (mdb_del (t->txn, t->store->dbi[DB_QUEUE], &qk, NULL));
+    if (rc == 0)
+        rc = s_qstat_add (t, m->to, -1, -(int64_t) m->env_len);
+    MDB_val ek = {s_expiry_key (eb, m->expires, m->seq), eb};
+    if (rc == 0)
+        rc = s_err (mdb_del (t->txn, t->store->dbi[DB_EXPIRY], &ek, NULL));
+    return rc == DIPX_E_NOT_FOUND ? DIPX_E_CORRUPT : rc;
+}
+
+static int
+s_set_id_state (dipx_txn_t *t, const uint8_t id[DIPX_ID_BYTES], int state)
+{
+    dipx_idrec_t ir;
+    int rc = dipx_store_id_get (t, id, &ir);
+    if (rc)
+        return rc == DIPX_E_NOT_FOUND ? DIPX_E_CORRUPT : rc;
+    ir.state = state;
+    return s_put_id (t, id, &ir);
+}
+
+int
+dipx_store_msg_acked (dipx_txn_t *t, uint64_t seq)
+{
+    dipx_msgrec_t m;
+    int rc = dipx_store_msg_get (t, seq, &m);
+    if (rc)
+        return rc;
+    if (m.state != DIPX_MSG_QUEUED)
+        return DIPX_E_STATE;
+    uint8_t id[DIPX_ID_BYTES];
+    memcpy (id, m.id, sizeof id);
+    if ((rc = s_dequeue (t, &m)))
+        return rc;
+    uint8_t kb[8];
+    s_put64 (kb, seq);
+    MDB_val k = {8, kb};
+    if ((rc = s_err (mdb_del (t->txn, t->store->dbi[DB_MSGS], &k, NULL)))
+        || (rc = s_err (mdb_del (t->txn, t->store->dbi[DB_MSTATE], &k, NULL))))
+        return rc;
+    return s_set_id_state (t, id, DIPX_MSG_ACKED);
+}
+
+int
+dipx_store_msg_dead (dipx_txn_t *t, uint64_t seq, uint64_t now, int code, const char *reason)
+{
+    dipx_msgrec_t m;
+    int rc = dipx_store_msg_get (t, seq, &m);
+    if (rc)
+        return rc;
+    if (m.state != DIPX_MSG_QUEUED)
+        return DIPX_E_STATE;
+    uint8_t id[DIPX_ID_BYTES];
+    memcpy (id, m.id, sizeof id);
+    uint32_t count = m.count;
+    uint64_t delivered_at = m.delivered_at;
+    if ((rc = s_dequeue (t, &m)) || (rc = s_put_state (t, seq, DIPX_MSG_DEAD, count, delivered_at)))
+        return rc;
+    size_t rl = strnlen (reason, DIPX_MAX_REASON);
+    uint8_t kb[8], vb[17 + DIPX_MAX_REASON];
+    s_put64 (kb, seq);
+    s_put64 (vb, now);
+    s_put64 (vb + 8, (uint64_t) code);
+    vb[16] = (uint8_t) (rl > 255 ? 255 : rl);
+    memcpy (vb + 17, reason, vb[16]);
+    MDB_val k = {8, kb}, v = {17u + vb[16], vb};
+    if ((rc = s_err (mdb_put (t->txn, t->store->dbi[DB_DEAD], &k, &v, 0))))
+        return rc;
+    return s_set_id_state (t, id, DIPX_MSG_DEAD);
+}
+
+int
+dipx_store_msg_redrive (dipx_txn_t *t, uint64_t seq)
+{
+    dipx_msgrec_t m;
+    int rc = dipx_store_msg_get (t, seq, &m);
+    if (rc)
+        return rc;
+    if (m.state != DIPX_MSG_DEAD)
+        return DIPX_E_STATE;
+    uint8_t kb[DIPX_MAX_AGENCY_ID + 9], eb[16], qb[4];
+    s_put64 (kb, seq);
+    MDB_val k = {8, kb};
+    if ((rc = s_err (mdb_del (t->txn, t->store->dbi[DB_DEAD], &k, NULL))))
+        return rc == DIPX_E_NOT_FOUND ? DIPX_E_CORRUPT : rc;
+    if ((rc = s_put_state (t, seq, DIPX_MSG_QUEUED, 0, 0)))
+        return rc;
+    s_put32 (qb, (uint32_t) m.env_len);
+    MDB_val qk = {s_queue_key (kb, m.to, seq), kb}, qv = {4, qb};
+    if ((rc = s_err (mdb_put (t->txn, t->store->dbi[DB_QUEUE], &qk, &qv, 0)))
+        || (rc = s_qstat_add (t, m.to, 1, (int64_t) m.env_len)))
+        return rc;
+    MDB_val ek = {s_expiry_key (eb, m.expires, seq), eb}, ev = {0, NULL};
+    if ((rc = s_err (mdb_put (t->txn, t->store->dbi[DB_EXPIRY], &ek, &ev, 0))))
+        return rc;
+    return s_set_id_state (t, m.id, DIPX_MSG_QUEUED);
+}
+
+int
+dipx_store_dead_next (dipx_txn_t *t, uint64_t after, dipx_msgrec_t *msg, uint64_t *at,
+                      uint64_t *code, char reason[DIPX_MAX_REASON + 1])
+{
+    uint8_t kb[8];
+    if (after == UINT64_MAX)
+        return DIPX_E_NOT_FOUND;
+    s_put64 (kb, after + 1);
+    MDB_val k = {8, kb}, v;
+    MDB_cursor *cur;
+    int rc = s_err (mdb_cursor_open (t->txn, t->store->dbi[DB_DEAD], &cur));
+    if (rc)
+        return rc;
+    rc = s_err (mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE));
+    uint64_t seq = 0;
+    if (rc == 0) {
+        const uint8_t *p = v.mv_data;
+        if (k.mv_size != 8 || v.mv_size < 17 || v.mv_size != 17u + p[16])
+            rc = DIPX_E_CORRUPT;
+        else {
+            seq = s_get64 (k.mv_data);
+            *at = s_get64 (p);
+            *code = s_get64 (p + 8);
+            memcpy (reason, p + 17, p[16]);
+            reason[p[16]] = 0;
+        }
+    }
+    mdb_cursor_close (cur);
+    if (rc == 0)
+        rc = dipx_store_msg_get (t, seq, msg);
+    return rc;
+}
+
+int
+dipx_store_expired_next (dipx_txn_t *t, uint64_t now, dipx_msgrec_t *out)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = s_err (mdb_cursor_open (t->txn, t->store->dbi[DB_EXPIRY], &cur));
+    if (rc)
+        return rc;
+    rc = s_err (mdb_cursor_get (cur, &k, &v, MDB_FIRST));
+    uint64_t seq = 0;
+    if (rc == 0) {
+        if (k.mv_size != 16)
+            rc = DIPX_E_CORRUPT;
+        else if (s_get64 (k.mv_data) > now)
+            rc = DIPX_E_NOT_FOUND;
+        else
+            seq = s_get64 ((const uint8_t *) k.mv_data + 8);
+    }
+    mdb_cursor_close (cur);
+    if (rc == 0)
+        rc = dipx_store_msg_get (t, seq, out);
+    return rc;
+}
+
+/* --- audit ---------------------------------------------------------------- */
+
+int
+dipx_store_audit (dipx_txn_t *t, dipx_audit_t *rec)
+{
+    rec->seq = t->aseq + 1;
+    uint8_t *buf;
+    size_t len;
+    int rc = dipx_audit_encode (rec, &buf, &len);
+    if (rc)
+        return rc;
+    uint8_t kb[DIPX_SUBJ_BYTES + 8];
+    s_put64 (kb, rec->seq);
+    MDB_val k = {8, kb}, v = {len, buf};
+    rc = s_err (mdb_put (t->txn, t->store->dbi[DB_AUDIT], &k, &v, MDB_APPEND));
+    free (buf);
+    MDB_val e = {0, NULL};
+    if (rc == 0 && (rec->present & DIPX_AU_ID)) {
+        memcpy (kb, rec->id, DIPX_ID_BYTES);
+        s_put64 (kb + DIPX_ID_BYTES, rec->seq);
+        MDB_val ik = {DIPX_ID_BYTES + 8, kb};
+        rc = s_err (mdb_put (t->txn, t->store->dbi[DB_AUD_ID], &ik, &e, 0));
+    }
+    if (rc == 0 && (rec->present & DIPX_AU_SUBJ)) {
+        memcpy (kb, rec->subj, DIPX_SUBJ_BYTES);
+        s_put64 (kb + DIPX_SUBJ_BYTES, rec->seq);
+        MDB_val sk = {DIPX_SUBJ_BYTES + 8, kb};
+        rc = s_err (mdb_put (t->txn, t->store->dbi[DB_AUD_SUB], &sk, &e, 0));
+    }
+    if (rc == 0) {
+        t->aseq = rec->seq;
+        t->dirty_meta = true;
+    }
+    return rc;
+}
+
+int
+dipx_store_audit_get (dipx_txn_t *t, uint64_t seq, dipx_audit_t *rec)
+{
+    uint8_t kb[8];
+    s_put64 (kb, seq);
+    MDB_val k = {8, kb}, v;
+    int rc = s_err (mdb_get (t->txn, t->store->dbi[DB_AUDIT], &k, &v));
+    if (rc)
+        return rc;
+    if (dipx_audit_decode (v.mv_data, v.mv_size, rec) != 0 || rec->seq != seq)
+        return DIPX_E_CORRUPT;
+    return 0;
+}
+
+int
+dipx_store_audit_for_id (dipx_txn_t *t, const uint8_t id[DIPX_ID_BYTES], size_t max,
+                         dipx_audit_fn *fn, void *arg)
+{
+    uint8_t kb[DIPX_ID_BYTES + 8];
+    memcpy (kb, id, DIPX_ID_BYTES);
+    memset (kb + DIPX_ID_BYTES, 0, 8);
+    MDB_val k = {sizeof kb, kb}, v;
+    MDB_cursor *cur;
+    int rc = s_err (mdb_cursor_open (t->txn, t->store->dbi[DB_AUD_ID], &cur));
+    if (rc)
+        return rc;
+    size_t n = 0;
+    MDB_cursor_op op = MDB_SET_RANGE;
+    while (n < max && (rc = s_err (mdb_cursor_get (cur, &k, &v, op))) == 0) {
+        op = MDB_NEXT;
+        if (k.mv_size != sizeof kb || memcmp (k.mv_data, id, DIPX_ID_BYTES) != 0)
+            break;
+        dipx_audit_t rec;
+        rc = dipx_store_audit_get (t, s_get64 ((const uint8_t *) k.mv_data + DIPX_ID_BYTES), &rec);
+        if (rc == 0)
+            rc = fn (&rec, arg);
+        if (rc)
+            break;
+        n++;
+    }
+    mdb_cursor_close (cur);
+    return rc == DIPX_E_NOT_FOUND ? 0 : rc;
+}
+
+uint64_t
+dipx_store_audit_last (dipx_txn_t *t)
+{
+    return t->aseq;
+}

@@ -1,0 +1,193 @@
+/*  dipxd_main.c - the broker's entry point: arguments, configuration,
+    signals. The service itself is dipx_server.c.
+
+        dipxd --config FILE [--ready-fd N]   run the broker
+        dipxd --config FILE --check          load everything, self-check, exit
+        dipxd --print-config                 the config table with defaults
+        dipxd audit --data DIR [--after N]   print the audit log as JSON lines
+        dipxd dead --data DIR                list dead letters (metadata only)
+
+    --ready-fd N: once the broker is listening and has passed its self-check,
+    it writes "READY <endpoint> <public key>\n" to file descriptor N and closes
+    it, so that a supervisor or a test waits on an event rather than a sleep.
+*/
+#include <errno.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dipx_audit.h"
+#include "dipx_config.h"
+#include "dipx_log.h"
+#include "dipx_server.h"
+#include "dipx_store.h"
+
+static volatile sig_atomic_t s_stop, s_reload;
+
+static void
+s_on_stop (int sig)
+{
+    (void) sig;
+    s_stop = 1;
+}
+
+static void
+s_on_hup (int sig)
+{
+    (void) sig;
+    s_reload = 1;
+}
+
+static int
+s_usage (void)
+{
+    fprintf (stderr, "usage: dipxd --config FILE [--ready-fd N] [--check]\n"
+                     "       dipxd --print-config\n"
+                     "       dipxd audit --data DIR [--after SEQ]\n"
+                     "       dipxd dead --data DIR\n");
+    return 2;
+}
+
+static int
+s_audit (int argc, char **argv)
+{
+    const char *dir = NULL;
+    uint64_t after = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp (argv[i], "--data") == 0 && i + 1 < argc)
+            dir = argv[++i];
+        else if (strcmp (argv[i], "--after") == 0 && i + 1 < argc)
+            after = strtoull (argv[++i], NULL, 10);
+        else
+            return s_usage ();
+    }
+    if (!dir)
+        return s_usage ();
+    dipx_store_t *store;
+    dipx_txn_t *txn;
+    int rc = dipx_store_open (dir, 1 << 20, 1 << 20, true, &store);
+    if (rc == 0 && (rc = dipx_store_begin_read (store, &txn)) != 0)
+        dipx_store_destroy (&store);
+    if (rc) {
+        fprintf (stderr, "dipxd audit: %s: %s\n", dir, dipx_strerror (rc));
+        return 1;
+    }
+    uint64_t last = dipx_store_audit_last (txn);
+    for (uint64_t seq = after + 1; seq <= last && rc == 0; seq++) {
+        dipx_audit_t rec;
+        rc = dipx_store_audit_get (txn, seq, &rec);
+        if (rc == 0)
+            rc = dipx_audit_print_json (&rec, stdout);
+        else
+            fprintf (stderr, "dipxd audit: record %llu: %s\n", (unsigned long long) seq,
+                     dipx_strerror (rc));
+    }
+    dipx_store_abort (&txn);
+    dipx_store_destroy (&store);
+    return rc ? 1 : 0;
+}
+
+static int
+s_dead (int argc, char **argv)
+{
+    const char *dir = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp (argv[i], "--data") == 0 && i + 1 < argc)
+            dir = argv[++i];
+        else
+            return s_usage ();
+    }
+    if (!dir)
+        return s_usage ();
+    dipx_store_t *store;
+    dipx_txn_t *txn;
+    int rc = dipx_store_open (dir, 1 << 20, 1 << 20, true, &store);
+    if (rc == 0 && (rc = dipx_store_begin_read (store, &txn)) != 0)
+        dipx_store_destroy (&store);
+    if (rc) {
+        fprintf (stderr, "dipxd dead: %s: %s\n", dir, dipx_strerror (rc));
+        return 1;
+    }
+    uint64_t after = 0, at, code;
+    dipx_msgrec_t m;
+    char reason[DIPX_MAX_REASON + 1];
+    while ((rc = dipx_store_dead_next (txn, after, &m, &at, &code, reason)) == 0) {
+        char id[2 * DIPX_ID_BYTES + 1];
+        sodium_bin2hex (id, sizeof id, m.id, DIPX_ID_BYTES);
+        printf ("%llu %s from=%s to=%s deliveries=%u at=%llu code=%s reason=\"%s\"\n",
+                (unsigned long long) m.seq, id, m.from, m.to, m.count, (unsigned long long) at,
+                dipx_error_name (-(int) code) ? dipx_error_name (-(int) code) : "?", reason);
+        after = m.seq;
+    }
+    dipx_store_abort (&txn);
+    dipx_store_destroy (&store);
+    return rc == DIPX_E_NOT_FOUND ? 0 : 1;
+}
+
+int
+main (int argc, char **argv)
+{
+    const char *cfg_path = NULL;
+    int ready_fd = -1;
+    bool check = false;
+    if (argc > 1 && strcmp (argv[1], "audit") == 0)
+        return s_audit (argc - 1, argv + 1);
+    if (argc > 1 && strcmp (argv[1], "dead") == 0)
+        return s_dead (argc - 1, argv + 1);
+    dipx_config_t cfg;
+    dipx_config_defaults (&cfg);
+    for (int i = 1; i < argc; i++) {
+        if (strcmp (argv[i], "--config") == 0 && i + 1 < argc)
+            cfg_path = argv[++i];
+        else if (strcmp (argv[i], "--ready-fd") == 0 && i + 1 < argc)
+            ready_fd = atoi (argv[++i]);
+        else if (strcmp (argv[i], "--check") == 0)
+            check = true;
+        else if (strcmp (argv[i], "--print-config") == 0) {
+            dipx_config_print (&cfg, stdout);
+            return 0;
+        } else
+            return s_usage ();
+    }
+    if (!cfg_path)
+        return s_usage ();
+    char err[512];
+    if (dipx_config_load (&cfg, cfg_path, err, sizeof err) != 0) {
+        dipx_log_error ("config: %s", err);
+        return 1;
+    }
+    dipx_log_set_level (cfg.log_level);
+
+    struct sigaction sa;
+    memset (&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_stop; /* no SA_RESTART: zmq_poll returns EINTR */
+    sigaction (SIGINT, &sa, NULL);
+    sigaction (SIGTERM, &sa, NULL);
+    sa.sa_handler = s_on_hup;
+    sigaction (SIGHUP, &sa, NULL);
+    signal (SIGPIPE, SIG_IGN);
+
+    dipx_server_t *server;
+    int rc = dipx_server_new (&cfg, &server);
+    if (rc)
+        return 1;
+    if (check) {
+        printf ("ok: %s %s\n", dipx_server_endpoint (server), dipx_server_public_key (server));
+        dipx_server_destroy (&server);
+        return 0;
+    }
+    if (ready_fd >= 0) {
+        char line[DIPX_CONFIG_PATH_MAX + 64];
+        int n = snprintf (line, sizeof line, "READY %s %s\n", dipx_server_endpoint (server),
+                          dipx_server_public_key (server));
+        if (write (ready_fd, line, (size_t) n) != n)
+            dipx_log_warn ("ready-fd %d: %s", ready_fd, strerror (errno));
+        close (ready_fd);
+    }
+    rc = dipx_server_run (server, &s_stop, &s_reload, cfg_path);
+    dipx_server_destroy (&server);
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,289 @@
+/*  harness.c - see harness.h.  */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "dipx_card.h"
+#include "dipx_registry.h"
+
+static const char *
+s_env (const char *name)
+{
+    const char *v = getenv (name);
+    if (!v) {
+        fprintf (stderr, "harness: %s is not set (run under ctest)\n", name);
+        exit (1);
+    }
+    return v;
+}
+
+int
+harness_init (harness_t *h, const char *extra)
+{
+    memset (h, 0, sizeof *h);
+    const char *tmp = getenv ("TMPDIR");
+    snprintf (h->dir, sizeof h->dir, "%s/dipx-test-XXXXXX", tmp ? tmp : "/tmp");
+    if (!mkdtemp (h->dir))
+        return -1;
+    snprintf (h->config, sizeof h->config, "%s/dipxd.conf", h->dir);
+    snprintf (h->data, sizeof h->data, "%s/data", h->dir);
+    snprintf (h->registry, sizeof h->registry, "%s/registry", h->dir);
+    snprintf (h->log, sizeof h->log, "%s/dipxd.log", h->dir);
+    size_t n = extra ? strlen (extra) : 0;
+    if (n >= sizeof h->extra)
+        return -1;
+    memcpy (h->extra, extra ? extra : "", n + 1);
+    h->broker = dipx_identity_generate ("broker.test");
+    char path[600];
+    snprintf (path, sizeof path, "%s/broker.secret", h->dir);
+    if (!h->broker || dipx_identity_save (h->broker, path) != 0)
+        return -1;
+    dipx_key_to_z85 (dipx_identity_enc_pk (h->broker), h->broker_key);
+    return 0;
+}
+
+h_agency_t *
+harness_add (harness_t *h, const char *id, int type, int status)
+{
+    if (h->nagencies == H_MAX_AGENCIES)
+        return NULL;
+    h_agency_t *a = &h->agencies[h->nagencies];
+    char path[sizeof a->secret];
+    if (strlen (id) >= sizeof a->id
+        || snprintf (path, sizeof path, "%s/%s.secret", h->dir, id) >= (int) sizeof path)
+        return NULL;
+    memcpy (a->id, id, strlen (id) + 1);
+    memcpy (a->secret, path, sizeof path);
+    a->type = type;
+    a->status = status;
+    a->identity = dipx_identity_generate (id);
+    if (!a->identity || dipx_identity_save (a->identity, a->secret) != 0)
+        return NULL;
+    h->nagencies++;
+    return a;
+}
+
+h_agency_t *
+harness_agency (harness_t *h, const char *id)
+{
+    for (int i = 0; i < h->nagencies; i++)
+        if (strcmp (h->agencies[i].id, id) == 0)
+            return &h->agencies[i];
+    return NULL;
+}
+
+int
+harness_write_registry (harness_t *h)
+{
+    dipx_registry_t *reg = dipx_registry_new ();
+    int rc = reg ? 0 : -1;
+    for (int i = 0; rc == 0 && i < h->nagencies; i++) {
+        h_agency_t *a = &h->agencies[i];
+        if (a->status < 0)
+            continue; /* an agency the broker has never heard of */
+        dipx_card_t card;
+        memset (&card, 0, sizeof card);
+        snprintf (card.name, sizeof card.name, "Test agency %s", a->id);
+        card.type = a->type;
+        snprintf (card.org, sizeof card.org, "ORG%d", i);
+        snprintf (card.area, sizeof card.area, "AREA1");
+        card.valid_from = 1700000000;
+        card.valid_until = 4000000000;
+        char *text = NULL;
+        size_t len;
+        rc = dipx_card_make (a->identity, &card, &text, &len);
+        free (text);
+        if (rc == 0)
+            rc = dipx_registry_add (reg, &card);
+        if (rc == 0 && a->status != DIPX_STATUS_ACTIVE)
+            rc = dipx_registry_set_status (reg, a->id, a->status);
+    }
+    if (rc == 0)
+        rc = dipx_registry_save (reg, h->registry);
+    dipx_registry_destroy (&reg);
+    return rc ? -1 : 0;
+}
+
+static int
+s_write_config (harness_t *h, const char *endpoint)
+{
+    FILE *f = fopen (h->config, "w");
+    if (!f)
+        return -1;
+    fprintf (f,
+             "[dipxd]\nendpoint = %s\ndata_dir = %s\nidentity = %s/broker.secret\n"
+             "registry = %s\npolicy = %s/broker/policy.conf\nmap_size_mb = 64\n"
+             "log_level = debug\n%s\n",
+             endpoint, h->data, h->dir, h->registry, s_env ("DIPX_SOURCE_DIR"), h->extra);
+    return fclose (f) == 0 ? 0 : -1;
+}
+
+int
+harness_start (harness_t *h)
+{
+    if (harness_write_registry (h) != 0)
+        return -1;
+    if (s_write_config (h, h->endpoint[0] ? h->endpoint : "tcp://127.0.0.1:*") != 0)
+        return -1;
+    int fds[2];
+    if (pipe (fds) != 0)
+        return -1;
+    char exe[600], fdarg[16];
+    snprintf (exe, sizeof exe, "%s/broker/dipxd", s_env ("DIPX_BUILD_DIR"));
+    snprintf (fdarg, sizeof fdarg, "%d", fds[1]);
+    pid_t pid = fork ();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        close (fds[0]);
+        int log = open (h->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (log >= 0)
+            dup2 (log, 2);
+        execl (exe, "dipxd", "--config", h->config, "--ready-fd", fdarg, (char *) NULL);
+        _exit (127);
+    }
+    close (fds[1]);
+    h->pid = pid;
+    char line[600];
+    size_t len = 0;
+    struct pollfd p = {fds[0], POLLIN, 0};
+    while (len < sizeof line - 1 && poll (&p, 1, 20000) > 0) {
+        ssize_t n = read (fds[0], line + len, sizeof line - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t) n;
+        if (memchr (line, '\n', len))
+            break;
+    }
+    close (fds[0]);
+    line[len] = 0;
+    char ep[256], key[64];
+    if (sscanf (line, "READY %255s %63s", ep, key) != 2) {
+        fprintf (stderr, "harness: dipxd did not become ready (see %s)\n", h->log);
+        harness_stop (h, SIGKILL);
+        return -1;
+    }
+    snprintf (h->endpoint, sizeof h->endpoint, "%s", ep);
+    if (strcmp (key, h->broker_key) != 0)
+        return -1;
+    return 0;
+}
+
+int
+harness_stop (harness_t *h, int sig)
+{
+    int status = 0;
+    if (h->pid > 0) {
+        kill (h->pid, sig);
+        while (waitpid (h->pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        h->pid = 0;
+    }
+    return status;
+}
+
+static int
+s_rm (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void) st;
+    (void) flag;
+    (void) ftw;
+    return remove (path);
+}
+
+void
+harness_fini (harness_t *h)
+{
+    harness_stop (h, SIGTERM);
+    if (getenv ("DIPX_KEEP_TEST_DIR"))
+        fprintf (stderr, "harness: kept %s\n", h->dir);
+    else if (h->dir[0])
+        nftw (h->dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    for (int i = 0; i < h->nagencies; i++)
+        dipx_identity_destroy (&h->agencies[i].identity);
+    dipx_identity_destroy (&h->broker);
+}
+
+int
+harness_client (harness_t *h, const char *id, uint32_t window, dipx_client_t **out)
+{
+    h_agency_t *a = harness_agency (h, id);
+    if (!a)
+        return DIPX_E_INVAL;
+    dipx_options_t o = {
+        .endpoint = h->endpoint,
+        .identity = a->secret,
+        .broker_key = h->broker_key,
+        .peers = h->registry,
+        .window = window,
+    };
+    return dipx_client_new (&o, out);
+}
+
+void *
+harness_raw (harness_t *h, void *ctx, const char *id)
+{
+    h_agency_t *a = harness_agency (h, id);
+    void *s = zmq_socket (ctx, ZMQ_DEALER);
+    int linger = 0;
+    if (!a || !s)
+        return NULL;
+    zmq_setsockopt (s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (s, ZMQ_CURVE_SERVERKEY, h->broker_key, 40);
+    zmq_setsockopt (s, ZMQ_CURVE_PUBLICKEY, dipx_identity_enc_pk (a->identity), 32);
+    zmq_setsockopt (s, ZMQ_CURVE_SECRETKEY, dipx_identity_enc_sk (a->identity), 32);
+    if (zmq_connect (s, h->endpoint) != 0) {
+        zmq_close (s);
+        return NULL;
+    }
+    return s;
+}
+
+int
+harness_raw_recv (void *sock, uint8_t *buf, size_t cap, int timeout_ms)
+{
+    zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll (&it, 1, timeout_ms) <= 0)
+        return -1;
+    int n = zmq_recv (sock, buf, cap, 0);
+    return n < 0 || (size_t) n > cap ? -1 : n;
+}
+
+int
+harness_audit_count (harness_t *h, ...)
+{
+    char cmd[1400];
+    snprintf (cmd, sizeof cmd, "%s/broker/dipxd audit --data %s", s_env ("DIPX_BUILD_DIR"),
+              h->data);
+    FILE *p = popen (cmd, "r");
+    if (!p)
+        return -1;
+    char line[8192];
+    int count = 0;
+    while (fgets (line, sizeof line, p)) {
+        va_list ap;
+        va_start (ap, h);
+        bool all = true;
+        const char *needle;
+        while ((needle = va_arg (ap, const char *)) != NULL)
+            if (!strstr (line, needle))
+                all = false;
+        va_end (ap);
+        if (all)
+            count++;
+    }
+    pclose (p);
+    return count;
+}
