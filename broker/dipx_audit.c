@@ -11,6 +11,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dipx_names.h"
 
@@ -189,5 +190,43 @@ dipx_audit_print_json (const dipx_audit_t *rec, FILE *out)
         return DIPX_E_NOMEM;
     fprintf (out, "%s\n", text);
     free (text);
+    return 0;
+}
+
+int
+dipx_audit_print_text (const dipx_audit_t *rec, FILE *out)
+{
+    uint32_t p = rec->present;
+    char who[2 * DIPX_MAX_AGENCY_ID + 8] = "";
+    if ((p & DIPX_AU_FROM) && (p & DIPX_AU_TO))
+        snprintf (who, sizeof who, "%s -> %s", rec->from, rec->to);
+    else if (p & DIPX_AU_BY)
+        snprintf (who, sizeof who, "%s", rec->by);
+    else if (p & DIPX_AU_TO)
+        snprintf (who, sizeof who, "-> %s", rec->to);
+    time_t secs = (time_t) (rec->at / 1000);
+    struct tm tm;
+    char when[32];
+    gmtime_r (&secs, &tm);
+    strftime (when, sizeof when, "%H:%M:%S", &tm);
+    fprintf (out, "%5llu %s.%03u %-13s %-42s", (unsigned long long) rec->seq, when,
+             (unsigned) (rec->at % 1000), s_event_names[rec->event], who);
+    if (p & DIPX_AU_TYPE)
+        fprintf (out, " %s", rec->type);
+    if (p & DIPX_AU_BASIS)
+        fprintf (out, " [%s: %s]", dipx_basis_names[rec->basis], rec->ref);
+    if ((p & DIPX_AU_COUNT) && rec->event == DIPX_AUDIT_DELIVERED)
+        fprintf (out, " #%llu", (unsigned long long) rec->count);
+    if (p & DIPX_AU_SIG)
+        fprintf (out, " signed");
+    if (p & DIPX_AU_CODE) {
+        const char *name = dipx_error_name (-(int) rec->code);
+        fprintf (out, " %s", name && rec->event != DIPX_AUDIT_AUTH_REFUSED ? name : "");
+    }
+    if (p & DIPX_AU_KEY)
+        fprintf (out, " key %s from %s", rec->key, rec->peer);
+    if (p & DIPX_AU_REASON)
+        fprintf (out, " (%s)", rec->reason);
+    fputc ('\n', out);
     return 0;
 }

@@ -108,4 +108,7 @@ const char *dipx_audit_event_name (int event);
     lowercase hex) to out. Returns 0 or DIPX_E_NOMEM.  */
 int dipx_audit_print_json (const dipx_audit_t *rec, FILE *out);
 
+/*  Writes the record as one line of text for people (the demo, operators).  */
+int dipx_audit_print_text (const dipx_audit_t *rec, FILE *out);
+
 #endif

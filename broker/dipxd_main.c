@@ -46,7 +46,7 @@ s_usage (void)
 {
     fprintf (stderr, "usage: dipxd --config FILE [--ready-fd N] [--check]\n"
                      "       dipxd --print-config\n"
-                     "       dipxd audit --data DIR [--after SEQ]\n"
+                     "       dipxd audit --data DIR [--after SEQ] [--text]\n"
                      "       dipxd dead --data DIR\n");
     return 2;
 }
@@ -56,9 +56,12 @@ s_audit (int argc, char **argv)
 {
     const char *dir = NULL;
     uint64_t after = 0;
+    bool text = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp (argv[i], "--data") == 0 && i + 1 < argc)
             dir = argv[++i];
+        else if (strcmp (argv[i], "--text") == 0)
+            text = true;
         else if (strcmp (argv[i], "--after") == 0 && i + 1 < argc)
             after = strtoull (argv[++i], NULL, 10);
         else
@@ -80,7 +83,7 @@ s_audit (int argc, char **argv)
         dipx_audit_t rec;
         rc = dipx_store_audit_get (txn, seq, &rec);
         if (rc == 0)
-            rc = dipx_audit_print_json (&rec, stdout);
+            rc = text ? dipx_audit_print_text (&rec, stdout) : dipx_audit_print_json (&rec, stdout);
         else
             fprintf (stderr, "dipxd audit: record %llu: %s\n", (unsigned long long) seq,
                      dipx_strerror (rc));
