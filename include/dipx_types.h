@@ -62,6 +62,21 @@ typedef enum {
     DIPX_CAT_COUNT
 } dipx_category_t;
 
+/*  What happened to a message: receipt and history events (wire names
+    "accepted", "delivered", ..., see dipx_receipt_event_name).  */
+typedef enum {
+    DIPX_EVENT_ACCEPTED,      /* stored by the broker */
+    DIPX_EVENT_DELIVERED,     /* handed to the recipient's connection */
+    DIPX_EVENT_ACKED,         /* recipient's signed acknowledgement */
+    DIPX_EVENT_ACTIONED,      /* recipient's business outcome: acted on */
+    DIPX_EVENT_REJECTED,      /* recipient's business outcome: rejected, with reason */
+    DIPX_EVENT_EXPIRED,       /* expired before it was acknowledged */
+    DIPX_EVENT_DEAD_LETTERED, /* moved to dead letters after failed deliveries */
+    DIPX_EVENT_REDRIVEN,      /* put back in the queue by an operator */
+    DIPX_EVENT_UNDELIVERABLE, /* handing to the recipient's connection failed */
+    DIPX_EVENT_COUNT
+} dipx_event_t;
+
 /*  Wire names; NULL for out-of-range values.  */
 DIPX_EXPORT const char *dipx_agency_type_name (int type);
 DIPX_EXPORT const char *dipx_basis_name (int basis);

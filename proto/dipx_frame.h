@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "dipx_mp.h"
+#include "dipx_types.h"
 
 typedef enum {
     DIPX_CMD_HELLO = 1,    /* client → broker: start a session */
@@ -31,19 +32,7 @@ typedef enum {
     /* 32..47 reserved for consent commands, 48..63 for audit commands */
 } dipx_cmd_t;
 
-/*  Receipt and history event kinds.  */
-typedef enum {
-    DIPX_EVENT_ACCEPTED,      /* stored by the broker */
-    DIPX_EVENT_DELIVERED,     /* handed to the recipient's connection */
-    DIPX_EVENT_ACKED,         /* recipient's signed acknowledgement */
-    DIPX_EVENT_ACTIONED,      /* recipient's business outcome: acted on */
-    DIPX_EVENT_REJECTED,      /* recipient's business outcome: rejected, with reason */
-    DIPX_EVENT_EXPIRED,       /* expired before it was acknowledged */
-    DIPX_EVENT_DEAD_LETTERED, /* moved to dead letters after failed deliveries */
-    DIPX_EVENT_REDRIVEN,      /* put back in the queue by an operator */
-    DIPX_EVENT_UNDELIVERABLE, /* handing to the recipient's connection failed */
-    DIPX_EVENT_COUNT
-} dipx_event_t;
+/*  Receipt and history event kinds: dipx_event_t, in dipx_types.h.  */
 
 typedef struct {
     uint64_t window; /* deliveries the client accepts in flight; 0 = send only */

@@ -1,0 +1,392 @@
+/*  test_delivery.c - delivery guarantees against a real dipxd: redelivery
+    with counts, dead letters, expiry, queue caps, deduplication across
+    restarts, receipts and tracking, and storage full.  */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dipx_registry.h"
+#include "harness.h"
+
+#define WAIT_MS 15000
+
+static uint8_t s_subject[DIPX_SUBJECT_BYTES];
+
+static dipx_send_t
+s_msg (void)
+{
+    dipx_send_t m = {
+        .to = "cjit.test",
+        .type = "drug_test_result",
+        .subject = s_subject,
+        .basis = DIPX_BASIS_STATUTE,
+        .ref = "PACE s.63B",
+        .purpose = DIPX_PURPOSE_LAW_ENFORCEMENT,
+        .categories = 1u << DIPX_CAT_TEST_RESULTS,
+    };
+    return m;
+}
+
+static harness_t *
+s_start (const char *extra)
+{
+    harness_t *h = calloc (1, sizeof *h);
+    assert_non_null (h);
+    assert_int_equal (harness_init (h, extra), 0);
+    assert_non_null (harness_add (h, "police.test", DIPX_AGENCY_POLICE, DIPX_STATUS_ACTIVE));
+    assert_non_null (harness_add (h, "cjit.test", DIPX_AGENCY_CJIT, DIPX_STATUS_ACTIVE));
+    assert_int_equal (harness_start (h), 0);
+    return h;
+}
+
+static void
+s_end (harness_t *h)
+{
+    harness_fini (h);
+    free (h);
+}
+
+static dipx_client_t *
+s_client (harness_t *h, const char *id, uint32_t window)
+{
+    dipx_client_t *c = NULL;
+    assert_int_equal (harness_client (h, id, window, &c), 0);
+    assert_int_equal (dipx_client_wait_ready (c, WAIT_MS), 0);
+    return c;
+}
+
+static dipx_message_t *
+s_recv (dipx_client_t *c)
+{
+    dipx_message_t *msg = NULL;
+    assert_int_equal (dipx_client_recv (c, WAIT_MS, &msg), 0);
+    return msg;
+}
+
+/*  Waits for a receipt of the given event about id, skipping others.  */
+static void
+s_wait_receipt (dipx_client_t *c, const uint8_t *id, int event, dipx_receipt_t *out)
+{
+    for (;;) {
+        dipx_receipt_t r;
+        assert_int_equal (dipx_client_receipt (c, WAIT_MS, &r), 0);
+        if (memcmp (r.id, id, DIPX_MESSAGE_ID_BYTES) == 0 && r.event == event) {
+            if (out)
+                *out = r;
+            return;
+        }
+    }
+}
+
+static void
+test_redelivery_after_ack_timeout (void **state)
+{
+    (void) state;
+    harness_t *h = s_start ("ack_timeout_ms = 300");
+    dipx_client_t *police = s_client (h, "police.test", 0);
+    dipx_client_t *cjit = s_client (h, "cjit.test", 8);
+    dipx_send_t m = s_msg ();
+    dipx_result_t r;
+    assert_int_equal (dipx_client_send (police, &m, "once", 4, WAIT_MS, &r), 0);
+    dipx_message_t *first = s_recv (cjit);
+    assert_int_equal (dipx_message_delivery_count (first), 1);
+    assert_false (dipx_message_is_redelivered (first));
+    /* Not acknowledged: it comes again, same id, count 2, flagged.  */
+    dipx_message_t *again = s_recv (cjit);
+    assert_memory_equal (dipx_message_id (again), r.id, DIPX_MESSAGE_ID_BYTES);
+    assert_int_equal (dipx_message_delivery_count (again), 2);
+    assert_true (dipx_message_is_redelivered (again));
+    assert_int_equal (dipx_client_ack (cjit, again), 0);
+    s_wait_receipt (police, r.id, DIPX_EVENT_ACKED, NULL);
+    dipx_message_destroy (&first);
+    dipx_message_destroy (&again);
+    dipx_client_destroy (&police);
+    dipx_client_destroy (&cjit);
+    s_end (h);
+}
+
+static void
+test_redelivery_after_reconnect (void **state)
+{
+    (void) state;
+    harness_t *h = s_start (NULL);
+    dipx_client_t *police = s_client (h, "police.test", 0);
+    dipx_client_t *cjit = s_client (h, "cjit.test", 8);
+    dipx_send_t m = s_msg ();
+    dipx_result_t r;
+    assert_int_equal (dipx_client_send (police, &m, "crash", 5, WAIT_MS, &r), 0);
+    dipx_message_t *msg = s_recv (cjit);
+    dipx_message_destroy (&msg);
+    /* The recipient crashes before acknowledging.  */
+    dipx_client_destroy (&cjit);
+    cjit = s_client (h, "cjit.test", 8);
+    msg = s_recv (cjit);
+    assert_memory_equal (dipx_message_id (msg), r.id, DIPX_MESSAGE_ID_BYTES);
+    assert_true (dipx_message_delivery_count (msg) >= 2);
+    assert_true (dipx_message_is_redelivered (msg));
+    assert_int_equal (dipx_client_ack (cjit, msg), 0);
+    dipx_message_destroy (&msg);
+    dipx_client_destroy (&police);
+    dipx_client_destroy (&cjit);
+    s_end (h);
+}
+
+static void
+test_dead_letter_after_max_deliveries (void **state)
+{
+    (void) state;
+    harness_t *h = s_start ("ack_timeout_ms = 200\nmax_deliveries = 2");
+    dipx_client_t *police = s_client (h, "police.test", 0);
+    dipx_client_t *cjit = s_client (h, "cjit.test", 8);
+    dipx_send_t m = s_msg ();
+    dipx_result_t poison;
+    assert_int_equal (dipx_client_send (police, &m, "poison", 6, WAIT_MS, &poison), 0);
+    for (int i = 1; i <= 2; i++) {
+        dipx_message_t *msg = s_recv (cjit); /* and never acknowledged */
+        assert_int_equal (dipx_message_delivery_count (msg), (uint64_t) i);
+        dipx_message_destroy (&msg);
+    }
+    dipx_receipt_t rc;
+    s_wait_receipt (police, poison.id, DIPX_EVENT_DEAD_LETTERED, &rc);
+    assert_int_equal (rc.code, DIPX_E_UNDELIVERED);
+    /* Other traffic is unaffected.  */
+    dipx_result_t ok;
+    assert_int_equal (dipx_client_send (police, &m, "fine", 4, WAIT_MS, &ok), 0);
+    dipx_message_t *msg = s_recv (cjit);
+    assert_memory_equal (dipx_message_id (msg), ok.id, DIPX_MESSAGE_ID_BYTES);
+    assert_int_equal (dipx_client_ack (cjit, msg), 0);
+    dipx_message_destroy (&msg);
+    dipx_client_destroy (&police);
+    dipx_client_destroy (&cjit);
+    /* The operator sees it, with the payload kept (metadata only shown).  */
+    char idhex[33];
+    dipx_id_to_hex (poison.id, idhex);
+    char cmd[1400], line[1024];
+    snprintf (cmd, sizeof cmd, "%s/broker/dipxd dead --data %s", getenv ("DIPX_BUILD_DIR"),
+              h->data);
+    FILE *p = popen (cmd, "r");
+    assert_non_null (p);
+    int found = 0;
+    while (fgets (line, sizeof line, p))
+        if (strstr (line, idhex) && strstr (line, "undelivered") && strstr (line, "deliveries=2"))
+            found++;
+    assert_int_equal (pclose (p), 0);
+    assert_int_equal (found, 1);
+    s_end (h);
+}
+
+static void
+test_expiry_dead_letters_and_notifies (void **state)
+{
+    (void) state;
+    harness_t *h = s_start (NULL);
+    dipx_client_t *police = s_client (h, "police.test", 0);
+    dipx_send_t m = s_msg ();
+    m.ttl_ms = 400;
+    dipx_result_t r;
+    assert_int_equal (dipx_client_send (police, &m, "short-lived", 11, WAIT_MS, &r), 0);
+    /* The recipient is offline; the sender is told when it expires.  */
+    dipx_receipt_t rc;
+    s_wait_receipt (police, r.id, DIPX_EVENT_EXPIRED, &rc);
+    assert_int_equal (rc.code, DIPX_E_EXPIRED);
+    /* It is never delivered: a marker sent after it arrives first.  */
+    m.ttl_ms = 0;
+    dipx_result_t marker;
+    assert_int_equal (dipx_client_send (police, &m, "marker", 6, WAIT_MS, &marker), 0);
+    dipx_client_t *cjit = s_client (h, "cjit.test", 8);
+    dipx_message_t *msg = s_recv (cjit);
+    assert_memory_equal (dipx_message_id (msg), marker.id, DIPX_MESSAGE_ID_BYTES);
+    assert_int_equal (dipx_client_ack (cjit, msg), 0);
+    dipx_message_destroy (&msg);
+    dipx_client_destroy (&police);
+    dipx_client_destroy (&cjit);
+    char idhex[33];
+    dipx_id_to_hex (r.id, idhex);
+    assert_int_equal (harness_audit_count (h, "\"ev\":\"expired\"", idhex, NULL), 1);
+    assert_int_equal (harness_audit_count (h, "\"ev\":\"dead_lettered\"", idhex, NULL), 1);
+    s_end (h);
+}
+
+static void
+test_queue_cap_refuses_never_drops (void **state)
+{
+    (void) state;
+    harness_t *h = s_start ("queue_max_messages = 3");
+    dipx_client_t *police = s_client (h, "police.test", 0);
+    dipx_send_t m = s_msg ();
+    dipx_result_t r[3], full;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal (dipx_client_send (police, &m, "q", 1, WAIT_MS, &r[i]), 0);
+    assert_int_equal (dipx_client_send (police, &m, "q", 1, WAIT_MS, &full), DIPX_E_QUEUE_FULL);
+    dipx_client_t *cjit = s_client (h, "cjit.test", 8);
+    for (int i = 0; i < 3; i++) { /* the first three, in order: none dropped */
+        dipx_message_t *msg = s_recv (cjit);
+        assert_memory_equal (dipx_message_id (msg), r[i].id, DIPX_MESSAGE_ID_BYTES);
+        assert_int_equal (dipx_client_ack (cjit, msg), 0);
+        dipx_message_destroy (&msg);
+    }
+    /* Wait until the acknowledgements are applied, then there is room.  */
+    for (int i = 0; i < 3; i++)
+        s_wait_receipt (police, r[i].id, DIPX_EVENT_ACKED, NULL);
+    assert_int_equal (dipx_client_send (police, &m, "q", 1, WAIT_MS, NULL), 0);
+    dipx_client_destroy (&police);
+    dipx_client_destroy (&cjit);
+    s_end (h);
+}
+
+static void
+test_dedup_across_restart (void **state)
+{
+    (void) state;
+    harness_t *h = s_start (NULL);
+    dipx_client_t *police = s_client (h, "police.test", 0);
+    uint8_t id[DIPX_MESSAGE_ID_BYTES];
+    randombytes_buf (id, sizeof id);
+    dipx_send_t m = s_msg ();
+    m.id = id;
+    uint8_t *env;
+    size_t len;
+    assert_int_equal (dipx_client_seal (police, &m, "only once", 9, &env, &len), 0);
+    dipx_result_t a, b;
+    assert_int_equal (dipx_client_post_sealed (police, env, len), 0);
+    assert_int_equal (dipx_client_result (police, WAIT_MS, &a), 0);
+    assert_int_equal (a.code, 0);
+    /* The same envelope again: the original ACCEPTED, same seq.  */
+    assert_int_equal (dipx_client_post_sealed (police, env, len), 0);
+    assert_int_equal (dipx_client_result (police, WAIT_MS, &b), 0);
+    assert_int_equal (b.code, 0);
+    assert_int_equal (b.seq, a.seq);
+    dipx_client_destroy (&police);
+    /* ... and after a crash and restart.  */
+    harness_stop (h, SIGKILL);
+    assert_int_equal (harness_start (h), 0);
+    police = s_client (h, "police.test", 0);
+    assert_int_equal (dipx_client_post_sealed (police, env, len), 0);
+    assert_int_equal (dipx_client_result (police, WAIT_MS, &b), 0);
+    assert_int_equal (b.seq, a.seq);
+    /* Another message under the same id is refused.  */
+    assert_int_equal (dipx_client_send (police, &m, "different", 9, WAIT_MS, &b),
+                      DIPX_E_ID_CONFLICT);
+    /* Delivered exactly once: a marker follows it directly.  */
+    dipx_result_t marker;
+    m.id = NULL;
+    assert_int_equal (dipx_client_send (police, &m, "marker", 6, WAIT_MS, &marker), 0);
+    dipx_client_t *cjit = s_client (h, "cjit.test", 8);
+    dipx_message_t *msg = s_recv (cjit);
+    assert_memory_equal (dipx_message_id (msg), id, sizeof id);
+    assert_int_equal (dipx_client_ack (cjit, msg), 0);
+    dipx_message_destroy (&msg);
+    msg = s_recv (cjit);
+    assert_memory_equal (dipx_message_id (msg), marker.id, sizeof id);
+    assert_int_equal (dipx_client_ack (cjit, msg), 0);
+    dipx_message_destroy (&msg);
+    free (env);
+    dipx_client_destroy (&police);
+    dipx_client_destroy (&cjit);
+    s_end (h);
+}
+
+static void
+test_receipts_outcome_and_track (void **state)
+{
+    (void) state;
+    harness_t *h = s_start (NULL);
+    dipx_client_t *police = s_client (h, "police.test", 0);
+    dipx_client_t *cjit = s_client (h, "cjit.test", 8);
+    dipx_send_t m = s_msg ();
+    dipx_result_t r;
+    assert_int_equal (dipx_client_send (police, &m, "track me", 8, WAIT_MS, &r), 0);
+    dipx_message_t *msg = s_recv (cjit);
+    /* Acting before acknowledging is refused; after, it is recorded.  */
+    assert_int_equal (dipx_client_ack (cjit, msg), 0);
+    assert_int_equal (dipx_client_outcome (cjit, msg, false, "not known to this service"), 0);
+    dipx_message_destroy (&msg);
+    s_wait_receipt (police, r.id, DIPX_EVENT_DELIVERED, NULL);
+    s_wait_receipt (police, r.id, DIPX_EVENT_ACKED, NULL);
+    dipx_receipt_t rej;
+    s_wait_receipt (police, r.id, DIPX_EVENT_REJECTED, &rej);
+    assert_string_equal (rej.reason, "not known to this service");
+    assert_string_equal (rej.by, "cjit.test");
+    /* The sender's whole history of the message.  */
+    dipx_receipt_t ev[16];
+    size_t n = 0;
+    assert_int_equal (dipx_client_track (police, r.id, WAIT_MS, ev, 16, &n), 0);
+    assert_int_equal (n, 4);
+    assert_int_equal (ev[0].event, DIPX_EVENT_ACCEPTED);
+    assert_int_equal (ev[1].event, DIPX_EVENT_DELIVERED);
+    assert_int_equal (ev[2].event, DIPX_EVENT_ACKED);
+    assert_int_equal (ev[3].event, DIPX_EVENT_REJECTED);
+    /* The recipient may track it too; another agency may not.  */
+    assert_int_equal (dipx_client_track (cjit, r.id, WAIT_MS, ev, 16, &n), 0);
+    uint8_t other[DIPX_MESSAGE_ID_BYTES] = {1};
+    assert_int_equal (dipx_client_track (police, other, WAIT_MS, ev, 16, &n),
+                      DIPX_E_NOT_RECIPIENT);
+    dipx_client_destroy (&police);
+    dipx_client_destroy (&cjit);
+    s_end (h);
+}
+
+/*  A 1 MiB map that may not grow fills up: sends are REFUSED storage_full,
+    never ACCEPTED; deliveries and acknowledgements go on; sending resumes
+    by itself once space returns.  */
+static void
+test_storage_full (void **state)
+{
+    (void) state;
+    harness_t *h = s_start ("map_size_mb = 1\nmap_max_mb = 1");
+    dipx_client_t *police = s_client (h, "police.test", 0);
+    dipx_send_t m = s_msg ();
+    static uint8_t body[60000];
+    randombytes_buf (body, sizeof body);
+    dipx_result_t accepted[64];
+    int n = 0, rc = 0;
+    while (n < 64) {
+        rc = dipx_client_send (police, &m, body, sizeof body, WAIT_MS, &accepted[n]);
+        if (rc != 0)
+            break;
+        n++;
+    }
+    assert_int_equal (rc, DIPX_E_STORAGE_FULL);
+    assert_true (n > 0);
+    /* Every ACCEPTED message is delivered; acknowledgements free space.  */
+    dipx_client_t *cjit = s_client (h, "cjit.test", 64);
+    for (int i = 0; i < n; i++) {
+        dipx_message_t *msg = s_recv (cjit);
+        assert_memory_equal (dipx_message_id (msg), accepted[i].id, DIPX_MESSAGE_ID_BYTES);
+        assert_memory_equal (dipx_message_body (msg), body, sizeof body);
+        assert_int_equal (dipx_client_ack (cjit, msg), 0);
+        dipx_message_destroy (&msg);
+    }
+    for (int i = 0; i < n; i++)
+        s_wait_receipt (police, accepted[i].id, DIPX_EVENT_ACKED, NULL);
+    assert_int_equal (dipx_client_send (police, &m, body, sizeof body, WAIT_MS, NULL), 0);
+    dipx_client_destroy (&police);
+    dipx_client_destroy (&cjit);
+    s_end (h);
+}
+
+int
+main (void)
+{
+    if (sodium_init () < 0)
+        return 1;
+    randombytes_buf (s_subject, sizeof s_subject);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_redelivery_after_ack_timeout),
+        cmocka_unit_test (test_redelivery_after_reconnect),
+        cmocka_unit_test (test_dead_letter_after_max_deliveries),
+        cmocka_unit_test (test_expiry_dead_letters_and_notifies),
+        cmocka_unit_test (test_queue_cap_refuses_never_drops),
+        cmocka_unit_test (test_dedup_across_restart),
+        cmocka_unit_test (test_receipts_outcome_and_track),
+        cmocka_unit_test (test_storage_full),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
