@@ -45,7 +45,7 @@ static const s_key_t s_keys[] = {
     KS (policy, "/etc/dipx/policy.conf", true, "policy file: which flows are allowed"),
     KU (map_size_mb, 1, 1048576, "1024", false, "initial LMDB map size, MiB"),
     KU (map_max_mb, 1, 16777216, "65536", false, "largest the LMDB map may grow to, MiB"),
-    KU (max_frame, 1024, DIPX_MAX_FRAME, "1050624", false,
+    KU (max_frame, 1024, DIPX_MAX_FRAME, "1053672", false,
         "largest frame accepted (ZMQ_MAXMSGSIZE), bytes"),
     KU (window, 1, DIPX_MAX_WINDOW, "256", true, "most deliveries in flight to one session"),
     KU (verify_threads, 0, 64, "1", false,
@@ -67,12 +67,19 @@ static const s_key_t s_keys[] = {
      "error, warn, info or debug"},
 };
 #define S_NKEYS (sizeof s_keys / sizeof s_keys[0])
+/* The max_frame default is the protocol's ceiling, so that the largest legal
+   message (a worst-case header with a 1 MiB body) always fits.  */
+_Static_assert (DIPX_MAX_FRAME == 1053672, "update the max_frame default");
 
 /*  One parse. inih is driven through ini_parse_stream with s_reader, which
     hands it one line at a time: so the handler knows the line it is on, and
     a line too long for inih's fixed buffer (INI_MAX_LINE, 200 in Debian's
     build) is an error instead of being cut, with its tail parsed as a line
-    of its own (which let a long value carry a second `key = value`).  */
+    of its own (which let a long value carry a second `key = value`).
+    s_reader also drops each line's indentation: inih (INI_ALLOW_MULTILINE)
+    takes an indented line as the continuation of the key above it and hands
+    it over as a new value of that key, so an indented `identity = ...`
+    under `data_dir = ...` silently became the data_dir.  */
 typedef struct {
     dipx_config_t *cfg;  /* values are set here as they are parsed */
     const char *text;    /* the text, not NUL-terminated */
@@ -92,8 +99,14 @@ s_reader (char *str, int num, void *stream)
     const char *l = ctx->text + ctx->pos;
     const char *nl = memchr (l, '\n', ctx->len - ctx->pos);
     size_t n = nl ? (size_t) (nl - l) + 1 : ctx->len - ctx->pos;
-    size_t chars = nl ? n - 1 : n;
+    ctx->pos += n;
     ctx->line++;
+    size_t lead = 0;
+    while (lead < n && (l[lead] == ' ' || l[lead] == '\t'))
+        lead++;
+    l += lead;
+    n -= lead;
+    size_t chars = nl ? n - 1 : n;
     /* inih needs room for the text, its newline and a NUL.  */
     if (num < 3 || chars > (size_t) num - 2) {
         ctx->err_line = ctx->line;
@@ -102,7 +115,6 @@ s_reader (char *str, int num, void *stream)
     }
     memcpy (str, l, n);
     str[n] = 0;
-    ctx->pos += n;
     return str;
 }
 
@@ -115,6 +127,12 @@ s_set (dipx_config_t *cfg, const s_key_t *k, const char *value, char *why, size_
         size_t n = strlen (value);
         if (n == 0 || n >= DIPX_CONFIG_PATH_MAX) {
             snprintf (why, why_size, "empty or longer than %d", DIPX_CONFIG_PATH_MAX - 1);
+            return -1;
+        }
+        /* `key =;x` is the value ";x" to inih, but dipx_config_print would
+           write `key = ;x`, an empty value and a comment: refuse it.  */
+        if (value[0] == ';') {
+            snprintf (why, why_size, "starts with ';'");
             return -1;
         }
         memcpy (dst, value, n + 1);

@@ -108,6 +108,7 @@ typedef struct {
     size_t len;
     bool deliver;                        /* a DELIVER: failure is audited */
     uint64_t seq;                        /* DELIVER: message seq */
+    uint8_t id[DIPX_ID_BYTES];           /* DELIVER: message id */
     char agency[DIPX_MAX_AGENCY_ID + 1]; /* DELIVER: recipient */
 } s_out_t;
 
@@ -294,6 +295,7 @@ s_out_push (dipx_server_t *self, const uint8_t *rid, size_t rid_len, const dipx_
     o->rid_len = rid_len;
     o->deliver = deliver;
     o->seq = seq;
+    memset (o->id, 0, sizeof o->id);
     snprintf (o->agency, sizeof o->agency, "%s", agency ? agency : "");
     self->nout++;
     return 0;
@@ -467,6 +469,7 @@ s_deliver (dipx_server_t *self, dipx_txn_t *txn, s_session_t *s, const dipx_msgr
     /* Encoding copies the envelope out of LMDB's map before the commit.  */
     if ((rc = s_out_push (self, s->rid, s->rid_len, &f, true, s->agency, m->seq)))
         return rc;
+    memcpy (self->out[self->nout - 1].id, m->id, DIPX_ID_BYTES);
     s_flight_t *fl = s_flight_find (s, m->seq);
     if (!fl && s->nflight < s->window)
         fl = &s->flight[s->nflight++];
@@ -1199,8 +1202,9 @@ s_send_out (dipx_server_t *self, uint64_t now)
             dipx_audit_t rec;
             dipx_audit_init (&rec, DIPX_AUDIT_UNDELIVERABLE, now);
             snprintf (rec.to, sizeof rec.to, "%s", o->agency);
+            memcpy (rec.id, o->id, DIPX_ID_BYTES);
             rec.msg_seq = o->seq;
-            rec.present |= DIPX_AU_TO | DIPX_AU_MSG_SEQ;
+            rec.present |= DIPX_AU_ID | DIPX_AU_TO | DIPX_AU_MSG_SEQ;
             dipx_audit_set_reason (&rec, zmq_strerror (err));
             s_pending_audit (self, &rec);
         }

@@ -40,6 +40,7 @@ struct dipx_store_t {
     uint64_t map_size;     /* current map size */
     uint64_t map_max;      /* growth ceiling */
     bool readonly;         /* opened read-only */
+    bool ran_out;          /* a write hit MDB_MAP_FULL: grow at the next begin */
     dipx_txn_t *write_txn; /* the open write transaction, if any */
 };
 
@@ -110,6 +111,18 @@ s_err (int rc)
     default:
         return DIPX_E_STORAGE;
     }
+}
+
+/*  s_err for the writes of transaction t: a full map is remembered, so that
+    the next transaction begins with a larger map. Growing only when the map
+    is 3/4 used would never help a transaction bigger than the last quarter:
+    it would fail the same way each time it is retried.  */
+static int
+s_werr (dipx_txn_t *t, int rc)
+{
+    if (rc == MDB_MAP_FULL)
+        t->store->ran_out = true;
+    return s_err (rc);
 }
 
 static int
@@ -194,7 +207,7 @@ s_put_id (dipx_txn_t *t, const uint8_t id[DIPX_ID_BYTES], const dipx_idrec_t *r)
     memcpy (buf + S_ID_FIXED, r->from, fl);
     memcpy (buf + S_ID_FIXED + fl, r->to, tl);
     MDB_val k = {DIPX_ID_BYTES, (void *) id}, v = {S_ID_FIXED + fl + tl, buf};
-    return s_err (mdb_put (t->txn, t->store->dbi[DB_IDS], &k, &v, 0));
+    return s_werr (t, mdb_put (t->txn, t->store->dbi[DB_IDS], &k, &v, 0));
 }
 
 static int
@@ -206,7 +219,7 @@ s_put_state (dipx_txn_t *t, uint64_t seq, int state, uint32_t count, uint64_t de
     s_put32 (vb + 1, count);
     s_put64 (vb + 5, delivered_at);
     MDB_val k = {8, kb}, v = {S_STATE_LEN, vb};
-    return s_err (mdb_put (t->txn, t->store->dbi[DB_MSTATE], &k, &v, 0));
+    return s_werr (t, mdb_put (t->txn, t->store->dbi[DB_MSTATE], &k, &v, 0));
 }
 
 /*  queue key: agency id, NUL, be64 seq. NUL sorts below every id character,
@@ -234,7 +247,7 @@ s_qstat_add (dipx_txn_t *t, const char *agency, int64_t dcount, int64_t dbytes)
     s_put64 (vb, count);
     s_put64 (vb + 8, bytes);
     MDB_val k = {strlen (agency), (void *) agency}, v = {16, vb};
-    return s_err (mdb_put (t->txn, t->store->dbi[DB_QSTAT], &k, &v, 0));
+    return s_werr (t, mdb_put (t->txn, t->store->dbi[DB_QSTAT], &k, &v, 0));
 }
 
 /* --- environment and transactions --------------------------------------- */
@@ -317,7 +330,8 @@ s_begin (dipx_store_t *self, bool write, dipx_txn_t **out)
         MDB_stat st;
         if (mdb_env_info (self->env, &info) == 0 && mdb_env_stat (self->env, &st) == 0) {
             uint64_t used = ((uint64_t) info.me_last_pgno + 1) * st.ms_psize;
-            if (used > self->map_size / 4 * 3 && self->map_size < self->map_max) {
+            if ((used > self->map_size / 4 * 3 || self->ran_out)
+                && self->map_size < self->map_max) {
                 uint64_t grown = self->map_size * 2;
                 if (grown > self->map_max)
                     grown = self->map_max;
@@ -328,6 +342,7 @@ s_begin (dipx_store_t *self, bool write, dipx_txn_t **out)
                 }
             }
         }
+        self->ran_out = false;
     }
     dipx_txn_t *t = calloc (1, sizeof *t);
     if (!t)
@@ -365,7 +380,7 @@ s_meta_put (dipx_txn_t *t, const char *key, uint64_t value)
     uint8_t vb[8];
     s_put64 (vb, value);
     MDB_val k = {strlen (key), (void *) key}, v = {8, vb};
-    return s_err (mdb_put (t->txn, t->store->dbi[DB_META], &k, &v, 0));
+    return s_werr (t, mdb_put (t->txn, t->store->dbi[DB_META], &k, &v, 0));
 }
 
 int
@@ -381,7 +396,7 @@ dipx_store_commit (dipx_txn_t **txn_p)
     }
     if (rc == 0) {
         int mrc = mdb_txn_commit (t->txn); /* frees the txn on every path */
-        rc = s_err (mrc);
+        rc = t->write ? s_werr (t, mrc) : s_err (mrc);
         if (mrc)
             dipx_log_error ("store: commit failed: %s", mdb_strerror (mrc));
     } else
@@ -453,7 +468,7 @@ dipx_store_enqueue (dipx_txn_t *t, const dipx_envelope_t *env, const uint8_t *ra
     MDB_val k = {8, kb}, v = {S_MSG_FIXED + fl + tl + raw_len, NULL};
     /* MDB_RESERVE: LMDB gives us the space and we write the record in place,
        saving a copy of the envelope.  */
-    int rc = s_err (mdb_put (t->txn, t->store->dbi[DB_MSGS], &k, &v, MDB_RESERVE));
+    int rc = s_werr (t, mdb_put (t->txn, t->store->dbi[DB_MSGS], &k, &v, MDB_RESERVE));
     if (rc)
         return rc;
     uint8_t *p = v.mv_data;
@@ -474,14 +489,14 @@ dipx_store_enqueue (dipx_txn_t *t, const dipx_envelope_t *env, const uint8_t *ra
     uint8_t qb[4];
     s_put32 (qb, (uint32_t) raw_len);
     MDB_val qk = {s_queue_key (kb, h->to, s), kb}, qv = {4, qb};
-    if ((rc = s_err (mdb_put (t->txn, t->store->dbi[DB_QUEUE], &qk, &qv, 0))))
+    if ((rc = s_werr (t, mdb_put (t->txn, t->store->dbi[DB_QUEUE], &qk, &qv, 0))))
         return rc;
     if ((rc = s_qstat_add (t, h->to, 1, (int64_t) raw_len)))
         return rc;
 
     uint8_t eb[16];
     MDB_val ek = {s_expiry_key (eb, h->expires, s), eb}, ev = {0, NULL};
-    if ((rc = s_err (mdb_put (t->txn, t->store->dbi[DB_EXPIRY], &ek, &ev, 0))))
+    if ((rc = s_werr (t, mdb_put (t->txn, t->store->dbi[DB_EXPIRY], &ek, &ev, 0))))
         return rc;
 
     dipx_idrec_t ir = {.seq = s, .state = DIPX_MSG_QUEUED, .at = now};
@@ -565,12 +580,12 @@ s_dequeue (dipx_txn_t *t, const dipx_msgrec_t *m)
 {
     uint8_t kb[DIPX_MAX_AGENCY_ID + 9], eb[16];
     MDB_val qk = {s_queue_key (kb, m->to, m->seq), kb};
-    int rc = s_err (mdb_del (t->txn, t->store->dbi[DB_QUEUE], &qk, NULL));
+    int rc = s_werr (t, mdb_del (t->txn, t->store->dbi[DB_QUEUE], &qk, NULL));
     if (rc == 0)
         rc = s_qstat_add (t, m->to, -1, -(int64_t) m->env_len);
     MDB_val ek = {s_expiry_key (eb, m->expires, m->seq), eb};
     if (rc == 0)
-        rc = s_err (mdb_del (t->txn, t->store->dbi[DB_EXPIRY], &ek, NULL));
+        rc = s_werr (t, mdb_del (t->txn, t->store->dbi[DB_EXPIRY], &ek, NULL));
     return rc == DIPX_E_NOT_FOUND ? DIPX_E_CORRUPT : rc;
 }
 
@@ -601,8 +616,8 @@ dipx_store_msg_acked (dipx_txn_t *t, uint64_t seq)
     uint8_t kb[8];
     s_put64 (kb, seq);
     MDB_val k = {8, kb};
-    if ((rc = s_err (mdb_del (t->txn, t->store->dbi[DB_MSGS], &k, NULL)))
-        || (rc = s_err (mdb_del (t->txn, t->store->dbi[DB_MSTATE], &k, NULL))))
+    if ((rc = s_werr (t, mdb_del (t->txn, t->store->dbi[DB_MSGS], &k, NULL)))
+        || (rc = s_werr (t, mdb_del (t->txn, t->store->dbi[DB_MSTATE], &k, NULL))))
         return rc;
     return s_set_id_state (t, id, DIPX_MSG_ACKED);
 }
@@ -630,7 +645,7 @@ dipx_store_msg_dead (dipx_txn_t *t, uint64_t seq, uint64_t now, int code, const 
     vb[16] = (uint8_t) (rl > 255 ? 255 : rl);
     memcpy (vb + 17, reason, vb[16]);
     MDB_val k = {8, kb}, v = {17u + vb[16], vb};
-    if ((rc = s_err (mdb_put (t->txn, t->store->dbi[DB_DEAD], &k, &v, 0))))
+    if ((rc = s_werr (t, mdb_put (t->txn, t->store->dbi[DB_DEAD], &k, &v, 0))))
         return rc;
     return s_set_id_state (t, id, DIPX_MSG_DEAD);
 }
@@ -647,17 +662,17 @@ dipx_store_msg_redrive (dipx_txn_t *t, uint64_t seq)
     uint8_t kb[DIPX_MAX_AGENCY_ID + 9], eb[16], qb[4];
     s_put64 (kb, seq);
     MDB_val k = {8, kb};
-    if ((rc = s_err (mdb_del (t->txn, t->store->dbi[DB_DEAD], &k, NULL))))
+    if ((rc = s_werr (t, mdb_del (t->txn, t->store->dbi[DB_DEAD], &k, NULL))))
         return rc == DIPX_E_NOT_FOUND ? DIPX_E_CORRUPT : rc;
     if ((rc = s_put_state (t, seq, DIPX_MSG_QUEUED, 0, 0)))
         return rc;
     s_put32 (qb, (uint32_t) m.env_len);
     MDB_val qk = {s_queue_key (kb, m.to, seq), kb}, qv = {4, qb};
-    if ((rc = s_err (mdb_put (t->txn, t->store->dbi[DB_QUEUE], &qk, &qv, 0)))
+    if ((rc = s_werr (t, mdb_put (t->txn, t->store->dbi[DB_QUEUE], &qk, &qv, 0)))
         || (rc = s_qstat_add (t, m.to, 1, (int64_t) m.env_len)))
         return rc;
     MDB_val ek = {s_expiry_key (eb, m.expires, seq), eb}, ev = {0, NULL};
-    if ((rc = s_err (mdb_put (t->txn, t->store->dbi[DB_EXPIRY], &ek, &ev, 0))))
+    if ((rc = s_werr (t, mdb_put (t->txn, t->store->dbi[DB_EXPIRY], &ek, &ev, 0))))
         return rc;
     return s_set_id_state (t, m.id, DIPX_MSG_QUEUED);
 }
@@ -733,20 +748,20 @@ dipx_store_audit (dipx_txn_t *t, dipx_audit_t *rec)
     uint8_t kb[DIPX_SUBJ_BYTES + 8];
     s_put64 (kb, rec->seq);
     MDB_val k = {8, kb}, v = {len, buf};
-    rc = s_err (mdb_put (t->txn, t->store->dbi[DB_AUDIT], &k, &v, MDB_APPEND));
+    rc = s_werr (t, mdb_put (t->txn, t->store->dbi[DB_AUDIT], &k, &v, MDB_APPEND));
     free (buf);
     MDB_val e = {0, NULL};
     if (rc == 0 && (rec->present & DIPX_AU_ID)) {
         memcpy (kb, rec->id, DIPX_ID_BYTES);
         s_put64 (kb + DIPX_ID_BYTES, rec->seq);
         MDB_val ik = {DIPX_ID_BYTES + 8, kb};
-        rc = s_err (mdb_put (t->txn, t->store->dbi[DB_AUD_ID], &ik, &e, 0));
+        rc = s_werr (t, mdb_put (t->txn, t->store->dbi[DB_AUD_ID], &ik, &e, 0));
     }
     if (rc == 0 && (rec->present & DIPX_AU_SUBJ)) {
         memcpy (kb, rec->subj, DIPX_SUBJ_BYTES);
         s_put64 (kb + DIPX_SUBJ_BYTES, rec->seq);
         MDB_val sk = {DIPX_SUBJ_BYTES + 8, kb};
-        rc = s_err (mdb_put (t->txn, t->store->dbi[DB_AUD_SUB], &sk, &e, 0));
+        rc = s_werr (t, mdb_put (t->txn, t->store->dbi[DB_AUD_SUB], &sk, &e, 0));
     }
     if (rc == 0) {
         t->aseq = rec->seq;

@@ -414,7 +414,8 @@ s_send_usage (FILE *out)
            "  ACCEPTED <id> seq=<n>             exit 0\n"
            "  REFUSED <id> <code>: <reason>     exit 1 (also for an unknown recipient)\n"
            "A timeout (default 30000 ms) exits 3 and names the message id: sending again\n"
-           "with --id <id> cannot store the message twice.\n"
+           "with --id <id> cannot store the message twice (a retry of a message that was\n"
+           "stored is refused as id_conflict).\n"
            "  --subject-id KIND:IDENT   subject reference computed from an identifier, e.g.\n"
            "                            nhs:9434765919, with the programme key (32 raw bytes\n"
            "                            or 64 hex characters, file mode 0600)\n"
@@ -610,7 +611,8 @@ dipx_cli_send (int argc, char **argv)
         else if (rc == DIPX_E_TIMEOUT) {
             fprintf (stderr,
                      "dipx send: no answer from the broker within %d ms; message id %s "
-                     "(send again with --id %s)\n",
+                     "(to retry, send again with --id %s: if the first one was stored the "
+                     "broker refuses the retry as id_conflict, so it is never stored twice)\n",
                      timeout, hex, hex);
             status = S_ERROR;
         }

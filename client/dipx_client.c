@@ -8,19 +8,25 @@
     loop when to make one.
 
     Sessions. ZeroMQ reconnects by itself; a session is one ZeroMQ
-    connection. On every HANDSHAKE_SUCCEEDED the client writes HELLO, then every
-    SEND still unanswered, in post order, with the bytes it first wrote: the
-    same message id and the same envelope, so the broker's idempotent store
-    answers a resend as it answered the first. The socket has ZMQ_IMMEDIATE:
+    connection. On every HANDSHAKE_SUCCEEDED the client writes HELLO and
+    nothing else until the broker's WELCOME; then every SEND still
+    unanswered, in post order, with the bytes it first wrote (the same message
+    id and envelope, so the broker's idempotent store answers a resend as it
+    answered the first), then held ACK/OUTCOME frames. Waiting for WELCOME
+    costs one round trip per connection and buys this: WELCOME carries the
+    broker's max_frame (configurable down to 1 KiB), and a SEND above it would
+    make the broker drop the connection before the client could learn why,
+    after which the client would resend it forever. Pending SENDs above
+    max_frame are failed locally with DIPX_E_FRAME_SIZE instead. The socket
+    has ZMQ_IMMEDIATE:
     libzmq then creates the pipe only when a connection's handshake completes
     and discards it when the connection dies, so no frame is carried into the
     next connection ahead of its HELLO. libzmq attaches that pipe before it
     emits HANDSHAKE_SUCCEEDED (session_base_t::engine_ready precedes the event
     in stream_engine_base_t::mechanism_ready), so the HELLO written on the
-    event reaches the new connection. Frames are written only while connected;
-    what cannot be written waits in the pending table (SEND) or the control
-    queue (ACK, OUTCOME) and goes out after the next HELLO. "Ready" means
-    WELCOME arrived on the current connection; sends do not wait for it.
+    event reaches the new connection. Frames are written only while ready
+    (WELCOME arrived on the current connection); what cannot be written waits
+    in the pending table (SEND) or the control queue (ACK, OUTCOME).
 
     Invariants. Every queue has a fixed maximum (dipx_limits.h). A pending
     slot lives from post until its answer is collected (by dipx_client_send or
@@ -75,6 +81,11 @@ _Static_assert (sizeof ((dipx_receipt_t *) 0)->by == DIPX_MAX_AGENCY_ID + 1, "by
     reach a connected broker: ZMQ_LINGER at close. Short, because a broker
     that has just died would make destroy wait this long.  */
 #define S_CLOSE_LINGER_MS 2000
+
+/*  Longest CURVE handshake before the client gives up and reconnects.
+    libzmq's default is 30 s; a broker that answers ZAP 300 stalls the
+    handshake rather than closing it, and an agency should learn sooner.  */
+#define S_HANDSHAKE_MS 10000
 
 /*  The monitor's endpoint; the context is private to one client.  */
 #define S_MONITOR_ENDPOINT "inproc://dipx-client-monitor"
@@ -139,7 +150,7 @@ struct dipx_client_t {
     int auth_err;                        /* last handshake refused: DIPX_E_AUTH(_TEMP), else 0 */
     int session_err;                     /* ERROR answering HELLO on this connection, else 0 */
     char broker[DIPX_MAX_AGENCY_ID + 1]; /* broker's id, from WELCOME */
-    uint64_t max_frame;                  /* broker's largest frame (ours until told) */
+    uint64_t max_frame;                  /* broker's largest frame, from WELCOME */
     uint64_t granted;                    /* window granted by WELCOME */
     uint8_t *hello;                      /* the encoded HELLO frame */
     size_t hello_len;                    /* its length */
@@ -367,11 +378,12 @@ s_cmp_order (const void *a, const void *b, void *slots)
 }
 
 static void s_answer (dipx_client_t *self, size_t i, int code, uint64_t seq, const char *reason);
+static void s_fail_oversized (dipx_client_t *self);
 
-/*  Writes what this connection still owes the broker, in order: HELLO,
-    unanswered SENDs in post order, ACK/OUTCOME frames, a TRACK. Stops at the
-    first write that would block; the loop retries when the socket is
-    writable.  */
+/*  Writes what this connection still owes the broker, in order: HELLO; then,
+    once WELCOME has come, unanswered SENDs in post order, ACK/OUTCOME frames,
+    a TRACK. Stops at the first write that would block; the loop retries when
+    the socket is writable.  */
 static void
 s_flush (dipx_client_t *self)
 {
@@ -383,6 +395,8 @@ s_flush (dipx_client_t *self)
             return;
         self->hello_due = false;
     }
+    if (!self->ready)
+        return;
     if (self->unsent) {
         uint16_t order[DIPX_MAX_PENDING];
         size_t n = 0;
@@ -393,13 +407,6 @@ s_flush (dipx_client_t *self)
             qsort_r (order, n, sizeof order[0], s_cmp_order, self->slots);
         for (size_t k = 0; k < n; k++) {
             s_slot_t *s = &self->slots[order[k]];
-            if (s->frame_len > self->max_frame) {
-                /* The broker would drop the connection on it, and we would
-                   resend it after every reconnection: fail it here.  */
-                s_answer (self, order[k], DIPX_E_FRAME_SIZE, 0,
-                          "frame larger than the broker's max_frame");
-                continue;
-            }
             if (s_write (self, s->frame, s->frame_len))
                 return;
             s->sent = true;
@@ -554,6 +561,7 @@ s_enqueue (dipx_client_t *self, const uint8_t id[DIPX_ID_BYTES], const uint8_t *
     s->frame_len = frame_len;
     self->used++;
     self->unsent++;
+    s_fail_oversized (self);
     s_flush (self);
     return 0;
 }
@@ -582,7 +590,7 @@ s_on_handshake (dipx_client_t *self)
         self->track.got = 0;
         memset (self->track.seen, 0, sizeof self->track.seen);
     }
-    s_log (self, DIPX_LOG_INFO, "connected to the broker; resending %zu unanswered send(s)",
+    s_log (self, DIPX_LOG_INFO, "connected to the broker; %zu unanswered send(s) to resend",
            self->unsent);
     s_flush (self);
 }
@@ -602,6 +610,20 @@ s_on_disconnect (dipx_client_t *self)
            dropped);
 }
 
+/*  Fails the pending sends the broker would never take: their frame is above
+    its max_frame, and writing one would only get the connection dropped.  */
+static void
+s_fail_oversized (dipx_client_t *self)
+{
+    if (!self->ready)
+        return;
+    for (size_t i = 0; i < DIPX_MAX_PENDING; i++) {
+        s_slot_t *s = &self->slots[i];
+        if (s->state == S_PENDING && s->frame_len > self->max_frame)
+            s_answer (self, i, DIPX_E_FRAME_SIZE, 0, "frame larger than the broker's max_frame");
+    }
+}
+
 static void
 s_on_welcome (dipx_client_t *self, const dipx_fwelcome_t *w)
 {
@@ -611,12 +633,8 @@ s_on_welcome (dipx_client_t *self, const dipx_fwelcome_t *w)
     self->ready = true;
     s_log (self, DIPX_LOG_INFO, "session started with broker %s (window %llu, max frame %llu)",
            w->broker, (unsigned long long) w->window, (unsigned long long) w->max_frame);
-    /* A broker with a smaller frame limit: fail what it would never take.  */
-    for (size_t i = 0; i < DIPX_MAX_PENDING; i++) {
-        s_slot_t *s = &self->slots[i];
-        if (s->state == S_PENDING && s->frame_len > self->max_frame)
-            s_answer (self, i, DIPX_E_FRAME_SIZE, 0, "frame larger than the broker's max_frame");
-    }
+    s_fail_oversized (self);
+    s_flush (self);
 }
 
 static void
@@ -961,6 +979,7 @@ s_open_socket (dipx_client_t *self, const dipx_options_t *o, const uint8_t serve
         || zmq_setsockopt (self->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg)
         || s_setopt_int (self->sock, ZMQ_RECONNECT_IVL, 100)
         || s_setopt_int (self->sock, ZMQ_RECONNECT_IVL_MAX, 2000)
+        || s_setopt_int (self->sock, ZMQ_HANDSHAKE_IVL, S_HANDSHAKE_MS)
         || s_setopt_int (self->sock, ZMQ_HEARTBEAT_IVL, 1000)
         || s_setopt_int (self->sock, ZMQ_HEARTBEAT_TTL, 3000)
         || s_setopt_int (self->sock, ZMQ_HEARTBEAT_TIMEOUT, 3000)
@@ -1019,7 +1038,6 @@ dipx_client_new (const dipx_options_t *o, dipx_client_t **out)
     self->log = o->log;
     self->log_arg = o->log_arg;
     self->window = o->window;
-    self->max_frame = DIPX_MAX_FRAME;
 
     int rc = dipx_identity_load (o->identity, &self->identity);
     if (rc) {
@@ -1235,8 +1253,10 @@ s_seal (dipx_client_t *self, const dipx_send_t *msg, const void *body, size_t bo
     int rc = s_header (self, msg, h, &peer);
     if (rc == 0)
         rc = s_shared (self, peer, &shared);
+    /* An empty body may be NULL; proto's packer would memcpy from it.  */
+    const uint8_t *bytes = body_len ? (const uint8_t *) body : (const uint8_t *) "";
     if (rc == 0)
-        rc = dipx_envelope_seal (h, (const uint8_t *) body, body_len, shared,
+        rc = dipx_envelope_seal (h, bytes, body_len, shared,
                                  dipx_identity_sign_sk (self->identity), env, env_len);
     if (rc && rc != DIPX_E_NOMEM && rc != DIPX_E_CRYPTO && rc != DIPX_E_UNKNOWN_RECIPIENT
         && rc != DIPX_E_RECIPIENT_INACTIVE && rc != DIPX_E_INVAL) {
@@ -1318,8 +1338,8 @@ dipx_client_send (dipx_client_t *self, const dipx_send_t *msg, const void *body,
     int found = s_find (self, id);
     size_t i = (size_t) found;
     if (self->slots[i].state == S_ANSWERED) {
-        /* Answered already (failed locally in flush): take it off the FIFO,
-           whose newest entry it is.  */
+        /* Answered already (failed locally: above the broker's max_frame):
+           take it off the FIFO, whose newest entry it is.  */
         self->ans_count--;
     }
     self->slots[i].waited = true;

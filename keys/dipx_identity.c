@@ -125,27 +125,28 @@ dipx_identity_parse (const char *text, size_t len, dipx_identity_t **out)
     *out = NULL;
     if (len > DIPX_MAX_SECRET_BYTES)
         return DIPX_E_SYNTAX;
+
+    /* Structure first, so that a damaged file costs no guarded memory; the
+       secrets are decoded only into the identity's own block.  */
+    dipx__lines_t lines = {text, len, 0, 0};
+    const char *id, *enc, *sign, *v;
+    size_t id_len, enc_len, sign_len, v_len;
+    if (!dipx__lines_next (&lines, &v, &v_len) || v_len != strlen (S_SECRET_HEADER)
+        || memcmp (v, S_SECRET_HEADER, v_len) != 0)
+        return DIPX_E_SYNTAX;
+    if (!dipx__lines_field (&lines, "id", &id, &id_len) || !s_is_agency_id (id, id_len))
+        return DIPX_E_SYNTAX;
+    if (!dipx__lines_field (&lines, "enc-secret", &enc, &enc_len)
+        || !dipx__lines_field (&lines, "sign-secret", &sign, &sign_len) || lines.pos != len)
+        return DIPX_E_SYNTAX;
+
     dipx_identity_t *self = s_new ();
     if (!self)
         return DIPX_E_NOMEM;
-
     int rc = DIPX_E_SYNTAX;
-    dipx__lines_t lines = {text, len, 0, 0};
-    const char *v;
-    size_t v_len;
-    if (!dipx__lines_next (&lines, &v, &v_len) || v_len != strlen (S_SECRET_HEADER)
-        || memcmp (v, S_SECRET_HEADER, v_len) != 0)
-        goto cleanup;
-    if (!dipx__lines_field (&lines, "id", &v, &v_len) || !s_is_agency_id (v, v_len))
-        goto cleanup;
-    memcpy (self->id, v, v_len);
-    if (!dipx__lines_field (&lines, "enc-secret", &v, &v_len)
-        || dipx_z85_decode (v, v_len, self->enc_sk, sizeof self->enc_sk) != 0)
-        goto cleanup;
-    if (!dipx__lines_field (&lines, "sign-secret", &v, &v_len)
-        || dipx_z85_decode (v, v_len, self->sign_seed, sizeof self->sign_seed) != 0)
-        goto cleanup;
-    if (lines.pos != len)
+    memcpy (self->id, id, id_len);
+    if (dipx_z85_decode (enc, enc_len, self->enc_sk, sizeof self->enc_sk) != 0
+        || dipx_z85_decode (sign, sign_len, self->sign_seed, sizeof self->sign_seed) != 0)
         goto cleanup;
     rc = s_seal (self);
     if (rc == 0) {

@@ -18,8 +18,10 @@
 #define F_TEXT(fld, key, req, lo, hi, chk)                                                         \
     {key, DIPX_FT_TEXT, req, lo, hi, offsetof (dipx_header_t, fld), chk, NULL, 0}
 
+/*  "v" takes any uint, so that every version other than 1 is DIPX_E_VERSION
+    (checked once the fields have decoded), as a frame's version is.  */
 static const dipx_field_t s_header[] = {
-    {"v", DIPX_FT_UINT, true, 0, 255, offsetof (dipx_header_t, v), NULL, NULL, 0},
+    {"v", DIPX_FT_UINT, true, 0, UINT64_MAX, offsetof (dipx_header_t, v), NULL, NULL, 0},
     {"id", DIPX_FT_BYTES, true, DIPX_ID_BYTES, DIPX_ID_BYTES, offsetof (dipx_header_t, id), NULL,
      NULL, 0},
     F_TEXT (type, "type", true, 1, DIPX_MAX_TYPE, dipx_text_is_ident),
@@ -70,7 +72,7 @@ typedef struct {
 } s_inner_t;
 
 static const dipx_field_t s_inner[] = {
-    {"v", DIPX_FT_UINT, true, 0, 255, offsetof (s_inner_t, v), NULL, NULL, 0},
+    {"v", DIPX_FT_UINT, true, 0, UINT64_MAX, offsetof (s_inner_t, v), NULL, NULL, 0},
     {"id", DIPX_FT_BYTES, true, DIPX_ID_BYTES, DIPX_ID_BYTES, offsetof (s_inner_t, id), NULL,
      NULL, 0},
     {"from", DIPX_FT_TEXT, true, 1, DIPX_MAX_AGENCY_ID, offsetof (s_inner_t, from),

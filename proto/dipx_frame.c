@@ -232,6 +232,11 @@ dipx_ack_statement (const char *by, uint64_t at, const dipx_idlist_t *ids, uint8
     return n;
 }
 
+/*  The statement signs the event's number: these two values are on the wire
+    (PROTOCOL.md 5.6), whatever dipx_types.h says of its numbering.  */
+_Static_assert (DIPX_EVENT_ACTIONED == 3 && DIPX_EVENT_REJECTED == 4,
+                "OUTCOME statements sign the event numbers 3 and 4");
+
 size_t
 dipx_outcome_statement (const char *by, const dipx_foutcome_t *o, uint8_t *buf)
 {

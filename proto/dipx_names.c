@@ -6,6 +6,7 @@
 */
 #include "dipx_names.h"
 
+#include <limits.h>
 #include <string.h>
 
 #include "dipx_error.h"
@@ -125,6 +126,8 @@ dipx_categories_parse (const char *list, uint32_t *mask)
 const char *
 dipx_strerror (int code)
 {
+    if (code == INT_MIN) /* -INT_MIN overflows */
+        return "unknown error";
     if (code < 0)
         code = -code;
     switch (code) {
@@ -137,6 +140,8 @@ dipx_strerror (int code)
 const char *
 dipx_error_name (int code)
 {
+    if (code == INT_MIN)
+        return "unknown";
     if (code < 0)
         code = -code;
     switch (code) {
@@ -149,7 +154,7 @@ dipx_error_name (int code)
 int
 dipx_error_is_wire (int code)
 {
-    if (code >= 0)
+    if (code >= 0 || code == INT_MIN)
         return 0;
     return -code < DIPX_E_LOCAL_FIRST && strcmp (dipx_error_name (code), "unknown") != 0;
 }

@@ -19,3 +19,7 @@ add_custom_target(crash20
   COMMAND ${CMAKE_COMMAND} -E env DIPX_CRASH_KILLS=20 DIPX_BUILD_DIR=${PROJECT_BINARY_DIR}
           DIPX_SOURCE_DIR=${PROJECT_SOURCE_DIR} $<TARGET_FILE:test_crash>
   DEPENDS test_crash dipxd USES_TERMINAL)
+
+dipx_test(test_transport SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_transport.c
+  LIBS dipx_harness TIMEOUT 300 LABELS integration)
+add_dependencies(test_transport dipxd)

@@ -9,6 +9,7 @@
 */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -100,7 +101,8 @@ b_refused (dipx_frame_t *f)
 {
     memcpy (f->u.refused.id, fx_id1, DIPX_ID_BYTES);
     f->u.refused.code = (uint64_t) -DIPX_E_POLICY;
-    strcpy (f->u.refused.reason, "drug_test_result from police to treatment is not allowed");
+    strcpy (f->u.refused.reason,
+            "drug_test_result police -> treatment on basis statute: flow not allowed");
 }
 
 static void
@@ -141,7 +143,7 @@ b_receipt_full (dipx_frame_t *f)
     f->u.receipt.at = FX_EXPIRES;
     strcpy (f->u.receipt.by, FX_BROKER);
     f->u.receipt.code = (uint64_t) -DIPX_E_EXPIRED;
-    strcpy (f->u.receipt.reason, "not acknowledged before expiry");
+    strcpy (f->u.receipt.reason, "expired before it was acknowledged");
     f->u.receipt.count = 3;
     f->present = DIPX_RECEIPT_HAS_CODE | DIPX_RECEIPT_HAS_REASON | DIPX_RECEIPT_HAS_COUNT;
 }
@@ -149,9 +151,9 @@ b_receipt_full (dipx_frame_t *f)
 static void
 b_error (dipx_frame_t *f)
 {
-    f->u.error.code = (uint64_t) -DIPX_E_STATE;
+    f->u.error.code = (uint64_t) -DIPX_E_NOT_RECIPIENT;
     f->u.error.cmd = DIPX_CMD_ACK;
-    strcpy (f->u.error.reason, "ACK before HELLO");
+    strcpy (f->u.error.reason, "1 of 2 ids are not queued for this agency");
 }
 
 static void
@@ -506,6 +508,8 @@ test_envelope_worst_case (void **state)
     assert_int_equal (dipx_frame_encode (&f, &fb, &fb_len), 0);
     assert_true (fb_len <= DIPX_MAX_FRAME);
     assert_int_equal (dipx_frame_decode (fb, fb_len, &d), 0);
+    print_message ("largest header %zu bytes, envelope %zu, DELIVER frame %zu (limit %u)\n",
+                   e.hdr.len, env_len, fb_len, (unsigned) DIPX_MAX_FRAME);
     free (fb);
     free (opened);
     free (env);
@@ -552,6 +556,10 @@ test_names (void **state)
     assert_false (dipx_error_is_wire (-99));
     assert_false (dipx_error_is_wire (0));
     assert_string_equal (dipx_strerror (DIPX_E_TRUNCATED), "input ends inside a value");
+    assert_string_equal (dipx_strerror (INT_MIN), "unknown error"); /* no -INT_MIN */
+    assert_string_equal (dipx_error_name (INT_MIN), "unknown");
+    assert_false (dipx_error_is_wire (INT_MIN));
+    assert_string_equal (dipx_error_name (INT_MAX), "unknown");
     for (int code = 1; code < 200; code++)
         if (strcmp (dipx_error_name (code), "unknown") != 0)
             assert_int_equal (dipx_error_is_wire (-code), code < DIPX_E_LOCAL_FIRST);

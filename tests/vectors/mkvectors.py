@@ -390,7 +390,7 @@ nonce = 00 01 .. 17 (fixed for this vector; real envelopes use a random nonce)""
         ("refused", "REFUSED: code 22 (policy)", frame(5, "REFUSED", [
             ("id", B(ID1)),
             ("code", U(22, "policy")),
-            ("reason", S("drug_test_result from police to treatment is not allowed"))])),
+            ("reason", S("drug_test_result police -> treatment on basis statute: flow not allowed"))])),
         ("deliver", "DELIVER: envelope.hex, first attempt", frame(6, "DELIVER", [
             ("seq", U(42)),
             ("count", U(1, "first delivery")),
@@ -410,12 +410,12 @@ nonce = 00 01 .. 17 (fixed for this vector; real envelopes use a random nonce)""
             ("at", U(EXPIRES)),
             ("by", S(BROKER)),
             ("code", U(26, "expired")),
-            ("reason", S("not acknowledged before expiry")),
+            ("reason", S("expired before it was acknowledged")),
             ("count", U(3, "deliveries made"))])),
-        ("error", "ERROR: an ACK before HELLO", frame(9, "ERROR", [
-            ("code", U(15, "state")),
+        ("error", "ERROR: an ACK naming a message not queued for this agency", frame(9, "ERROR", [
+            ("code", U(34, "not_recipient")),
             ("cmd", U(7, "ACK")),
-            ("reason", S("ACK before HELLO"))])),
+            ("reason", S("1 of 2 ids are not queued for this agency"))])),
         ("outcome_actioned", "OUTCOME actioned, no reason", frame(10, "OUTCOME", [
             ("id", B(ID1)),
             ("event", S("actioned")),

@@ -1,0 +1,266 @@
+/*  test_transport.c - hostile bytes at the broker's CURVE endpoint, and a
+    connection flood, while a well-behaved agency keeps working.
+
+    Transport fuzzing: each input is thrown at a fresh TCP connection at one
+    stage of the ZMTP/CURVE handshake (before the greeting, after a valid
+    greeting, as a malformed CURVE HELLO, with an absurd frame length, a
+    truncated greeting, a wrong mechanism); after every input a real client
+    must still complete a send and a receive. Inputs come from a seeded
+    generator, so a failure is reproducible (the seed is printed).
+
+    Flood: hundreds of idle connections plus junk greetings held open while
+    the round trip is timed against a generous bound and the broker's memory
+    growth is bounded. DIPX_TRANSPORT_INPUTS and DIPX_FLOOD_CONNECTIONS scale
+    them up (defaults keep the normal suite quick).
+*/
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dipx_envelope.h"
+#include "dipx_registry.h"
+#include "harness.h"
+
+#define WAIT_MS 15000
+
+static harness_t s_h;
+static dipx_client_t *s_police, *s_cjit;
+static uint8_t s_seed[randombytes_SEEDBYTES];
+static uint64_t s_counter;
+
+static int
+s_port (void)
+{
+    const char *colon = strrchr (s_h.endpoint, ':');
+    return colon ? atoi (colon + 1) : -1;
+}
+
+static int
+s_connect (void)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) s_port ())};
+    a.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    if (fd < 0 || connect (fd, (struct sockaddr *) &a, sizeof a) != 0) {
+        if (fd >= 0)
+            close (fd);
+        return -1;
+    }
+    return fd;
+}
+
+/*  Deterministic bytes: the seed plus a counter.  */
+static void
+s_random (uint8_t *buf, size_t len)
+{
+    uint8_t seed[randombytes_SEEDBYTES];
+    crypto_generichash (seed, sizeof seed, (const uint8_t *) &s_counter, sizeof s_counter, s_seed,
+                        sizeof s_seed);
+    s_counter++;
+    randombytes_buf_deterministic (buf, len, seed);
+}
+
+static size_t
+s_greeting (uint8_t *g, const char *mechanism)
+{
+    memset (g, 0, 64);
+    g[0] = 0xff;
+    g[9] = 0x7f;
+    g[10] = 3;
+    g[11] = 0;
+    memcpy (g + 12, mechanism, strlen (mechanism));
+    return 64;
+}
+
+/*  Builds one hostile input of the given stage into buf; returns its size.  */
+static size_t
+s_input (int stage, uint8_t *buf, size_t cap)
+{
+    uint8_t r[4];
+    s_random (r, sizeof r);
+    size_t n = 1 + (r[0] | (size_t) r[1] << 8) % 1500, off = 0;
+    switch (stage) {
+    case 0: /* garbage instead of a greeting */
+        break;
+    case 1: /* valid greeting, then garbage */
+        off = s_greeting (buf, "CURVE");
+        break;
+    case 2: /* greeting, then a CURVE HELLO command with random contents */
+        off = s_greeting (buf, "CURVE");
+        buf[off++] = 0x04;
+        buf[off++] = 200;
+        memcpy (buf + off, "\x05HELLO\x01\x00", 8);
+        off += 8;
+        n = 192;
+        break;
+    case 3: /* greeting, then a long frame claiming 2^62 bytes */
+        off = s_greeting (buf, "CURVE");
+        buf[off++] = 0x06;
+        memcpy (buf + off, "\x40\x00\x00\x00\x00\x00\x00\x00", 8);
+        off += 8;
+        break;
+    case 4: /* the wrong mechanism */
+        off = s_greeting (buf, r[2] & 1 ? "NULL" : "PLAIN");
+        break;
+    case 5: /* a truncated greeting */
+        s_greeting (buf, "CURVE");
+        return 1 + r[2] % 63;
+    }
+    if (off + n > cap)
+        n = cap - off;
+    s_random (buf + off, n);
+    return off + n;
+}
+
+/*  A real agency still completes a send and a receive.  */
+static void
+s_round_trip (void)
+{
+    uint8_t subject[DIPX_SUBJECT_BYTES] = {1}, body[64];
+    randombytes_buf (body, sizeof body);
+    dipx_send_t m = {.to = "cjit.test", .type = "drug_test_result", .subject = subject,
+                     .basis = DIPX_BASIS_STATUTE, .ref = "PACE s.63B",
+                     .purpose = DIPX_PURPOSE_LAW_ENFORCEMENT,
+                     .categories = 1u << DIPX_CAT_TEST_RESULTS};
+    dipx_result_t r;
+    assert_int_equal (dipx_client_send (s_police, &m, body, sizeof body, WAIT_MS, &r), 0);
+    dipx_message_t *msg = NULL;
+    assert_int_equal (dipx_client_recv (s_cjit, WAIT_MS, &msg), 0);
+    assert_memory_equal (dipx_message_id (msg), r.id, DIPX_MESSAGE_ID_BYTES);
+    assert_memory_equal (dipx_message_body (msg), body, sizeof body);
+    assert_int_equal (dipx_client_ack (s_cjit, msg), 0);
+    dipx_message_destroy (&msg);
+}
+
+static long
+s_broker_rss_kb (void)
+{
+    char path[64], line[256];
+    snprintf (path, sizeof path, "/proc/%d/status", (int) s_h.pid);
+    FILE *f = fopen (path, "r");
+    long kb = -1;
+    while (f && fgets (line, sizeof line, f))
+        if (strncmp (line, "VmRSS:", 6) == 0)
+            kb = atol (line + 6);
+    if (f)
+        fclose (f);
+    return kb;
+}
+
+static int
+s_setup (void **state)
+{
+    (void) state;
+    assert_int_equal (harness_init (&s_h, NULL), 0);
+    assert_non_null (harness_add (&s_h, "police.test", DIPX_AGENCY_POLICE, DIPX_STATUS_ACTIVE));
+    assert_non_null (harness_add (&s_h, "cjit.test", DIPX_AGENCY_CJIT, DIPX_STATUS_ACTIVE));
+    assert_int_equal (harness_start (&s_h), 0);
+    assert_int_equal (harness_client (&s_h, "police.test", 0, &s_police), 0);
+    assert_int_equal (harness_client (&s_h, "cjit.test", 16, &s_cjit), 0);
+    assert_int_equal (dipx_client_wait_ready (s_police, WAIT_MS), 0);
+    assert_int_equal (dipx_client_wait_ready (s_cjit, WAIT_MS), 0);
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    (void) state;
+    dipx_client_destroy (&s_police);
+    dipx_client_destroy (&s_cjit);
+    harness_fini (&s_h);
+    return 0;
+}
+
+static void
+test_transport_fuzz (void **state)
+{
+    (void) state;
+    const char *env = getenv ("DIPX_TRANSPORT_INPUTS");
+    int inputs = env ? atoi (env) : 120;
+    static uint8_t buf[4096];
+    for (int i = 0; i < inputs; i++) {
+        int fd = s_connect ();
+        assert_true (fd >= 0);
+        size_t n = s_input (i % 6, buf, sizeof buf);
+        ssize_t w = send (fd, buf, n, MSG_NOSIGNAL);
+        (void) w; /* the broker may already have closed it */
+        close (fd);
+        s_round_trip ();
+        assert_true (kill (s_h.pid, 0) == 0);
+    }
+}
+
+static void
+test_connection_flood (void **state)
+{
+    (void) state;
+    const char *env = getenv ("DIPX_FLOOD_CONNECTIONS");
+    int want = env ? atoi (env) : 400;
+    struct rlimit rl;
+    getrlimit (RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit (RLIMIT_NOFILE, &rl);
+    if ((rlim_t) want + 64 > rl.rlim_cur)
+        want = (int) rl.rlim_cur - 64;
+    s_round_trip ();
+    long before = s_broker_rss_kb ();
+    int *fds = calloc ((size_t) want, sizeof *fds);
+    assert_non_null (fds);
+    static uint8_t buf[4096];
+    int open_fds = 0;
+    for (int i = 0; i < want; i++) {
+        fds[i] = s_connect ();
+        if (fds[i] < 0)
+            break;
+        open_fds++;
+        if (i % 2) { /* half idle, half junk greetings held open */
+            size_t n = s_input (i % 4 == 1 ? 1 : 5, buf, 256);
+            ssize_t w = send (fds[i], buf, n, MSG_NOSIGNAL);
+            (void) w;
+        }
+    }
+    uint64_t t0 = dipx_mono_ms ();
+    for (int i = 0; i < 5; i++)
+        s_round_trip ();
+    uint64_t took = dipx_mono_ms () - t0;
+    long during = s_broker_rss_kb ();
+    printf ("flood: %d connections held, 5 round trips in %llu ms, broker RSS %ld -> %ld KiB\n",
+            open_fds, (unsigned long long) took, before, during);
+    /* Generous bounds: they catch a broker that stalls or balloons, not speed. */
+    assert_true (took < 10000);
+    assert_true (during - before < 200 * 1024);
+    for (int i = 0; i < open_fds; i++)
+        close (fds[i]);
+    free (fds);
+    s_round_trip ();
+}
+
+int
+main (void)
+{
+    if (sodium_init () < 0)
+        return 1;
+    const char *seed = getenv ("DIPX_TRANSPORT_SEED");
+    uint32_t v = seed ? (uint32_t) strtoul (seed, NULL, 10) : randombytes_random ();
+    printf ("transport fuzz seed: DIPX_TRANSPORT_SEED=%u\n", v);
+    memset (s_seed, 0, sizeof s_seed);
+    memcpy (s_seed, &v, sizeof v);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_transport_fuzz, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_connection_flood, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
