@@ -144,6 +144,7 @@ struct dipx_server_t {
     uint64_t next_housekeep;           /* monotonic ms */
     bool degraded;                     /* this run of the turn refuses new messages */
     bool storage_full;                 /* the last turn hit storage_full */
+    uint64_t redrive_epoch;            /* store's redrive epoch last seen */
     /* self-check */
     char probe_fp[17];                 /* fingerprint of the probe's key */
     bool probe_refused;                /* ZAP refused the probe */
@@ -1113,6 +1114,19 @@ s_housekeep (dipx_server_t *self, dipx_txn_t *txn, uint64_t now, uint64_t mono)
                                  "expired before it was acknowledged",
                                  dipx_identity_id (self->identity))))
             return rc;
+    }
+    /* An operator redrove dead letters (from another process): they sit below
+       the sessions' cursors, so every session scans its queue again.  */
+    uint64_t epoch = dipx_store_redrive_epoch (txn);
+    if (epoch != self->redrive_epoch) {
+        for (size_t b = 0; b < S_BUCKETS; b++)
+            for (s_session_t *s = self->buckets[b]; s; s = s->next) {
+                if ((rc = s_touch (self, s)))
+                    return rc;
+                s->cursor = 0;
+                s_want (self, s);
+            }
+        self->redrive_epoch = epoch;
     }
     /* Redelivery: in-flight messages past their acknowledgement deadline.  */
     size_t budget = self->cfg.batch;

@@ -47,6 +47,7 @@ struct dipx_store_t {
 struct dipx_txn_t {
     dipx_store_t *store; /* owner */
     MDB_txn *txn;        /* the LMDB transaction */
+    uint64_t redrive;    /* redrive epoch */
     uint64_t seq;        /* last message seq (as of this txn) */
     uint64_t aseq;       /* last audit seq */
     bool dirty_meta;     /* seq or aseq changed */
@@ -356,6 +357,7 @@ s_begin (dipx_store_t *self, bool write, dipx_txn_t **out)
     }
     t->seq = s_meta_get (t->txn, self->dbi[DB_META], "seq");
     t->aseq = s_meta_get (t->txn, self->dbi[DB_META], "aseq");
+    t->redrive = s_meta_get (t->txn, self->dbi[DB_META], "redrive");
     if (write)
         self->write_txn = t;
     *out = t;
@@ -393,6 +395,8 @@ dipx_store_commit (dipx_txn_t **txn_p)
         rc = s_meta_put (t, "seq", t->seq);
         if (rc == 0)
             rc = s_meta_put (t, "aseq", t->aseq);
+        if (rc == 0)
+            rc = s_meta_put (t, "redrive", t->redrive);
     }
     if (rc == 0) {
         int mrc = mdb_txn_commit (t->txn); /* frees the txn on every path */
@@ -674,6 +678,8 @@ dipx_store_msg_redrive (dipx_txn_t *t, uint64_t seq)
     MDB_val ek = {s_expiry_key (eb, m.expires, seq), eb}, ev = {0, NULL};
     if ((rc = s_werr (t, mdb_put (t->txn, t->store->dbi[DB_EXPIRY], &ek, &ev, 0))))
         return rc;
+    t->redrive++;
+    t->dirty_meta = true;
     return s_set_id_state (t, m.id, DIPX_MSG_QUEUED);
 }
 
@@ -812,6 +818,12 @@ dipx_store_audit_for_id (dipx_txn_t *t, const uint8_t id[DIPX_ID_BYTES], size_t 
     }
     mdb_cursor_close (cur);
     return rc == DIPX_E_NOT_FOUND ? 0 : rc;
+}
+
+uint64_t
+dipx_store_redrive_epoch (dipx_txn_t *t)
+{
+    return t->redrive;
 }
 
 uint64_t

@@ -120,8 +120,14 @@ int dipx_store_msg_acked (dipx_txn_t *txn, uint64_t seq);
 int dipx_store_msg_dead (dipx_txn_t *txn, uint64_t seq, uint64_t now, int code,
                          const char *reason);
 
-/*  Puts a dead letter back in its queue with its delivery count reset.  */
+/*  Puts a dead letter back in its queue with its delivery count reset, and
+    advances the store's redrive epoch, by which a running broker learns
+    (from another process, such as `dipxd dead --redrive`) that queues have
+    gained messages below its sessions' cursors.  */
 int dipx_store_msg_redrive (dipx_txn_t *txn, uint64_t seq);
+
+/*  The redrive epoch (0 before the first redrive).  */
+uint64_t dipx_store_redrive_epoch (dipx_txn_t *txn);
 
 /*  The first dead letter with sequence number above after, and its reason.  */
 int dipx_store_dead_next (dipx_txn_t *txn, uint64_t after, dipx_msgrec_t *msg, uint64_t *at,

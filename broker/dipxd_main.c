@@ -47,7 +47,7 @@ s_usage (void)
     fprintf (stderr, "usage: dipxd --config FILE [--ready-fd N] [--check]\n"
                      "       dipxd --print-config\n"
                      "       dipxd audit --data DIR [--after SEQ] [--text]\n"
-                     "       dipxd dead --data DIR\n");
+                     "       dipxd dead --data DIR [--redrive SEQ]\n");
     return 2;
 }
 
@@ -69,7 +69,7 @@ s_audit (int argc, char **argv)
     }
     if (!dir)
         return s_usage ();
-    dipx_store_t *store;
+    dipx_store_t *store = NULL;
     dipx_txn_t *txn;
     int rc = dipx_store_open (dir, 1 << 20, 1 << 20, true, &store);
     if (rc == 0 && (rc = dipx_store_begin_read (store, &txn)) != 0)
@@ -93,19 +93,66 @@ s_audit (int argc, char **argv)
     return rc ? 1 : 0;
 }
 
+/*  Puts dead letter seq back in its queue, with an audit record. LMDB lets
+    this process write beside a running broker (writers take turns); the
+    broker notices the redrive epoch and rescans its queues.  */
+static int
+s_redrive (const char *dir, uint64_t seq)
+{
+    dipx_store_t *store = NULL;
+    dipx_txn_t *txn = NULL;
+    int rc = dipx_store_open (dir, 1 << 20, 1 << 20, false, &store);
+    if (rc == 0)
+        rc = dipx_store_begin (store, &txn);
+    dipx_msgrec_t m;
+    if (rc == 0)
+        rc = dipx_store_msg_get (txn, seq, &m);
+    dipx_audit_t rec;
+    dipx_audit_init (&rec, DIPX_AUDIT_REDRIVEN, dipx_now_ms ());
+    if (rc == 0) {
+        memcpy (rec.id, m.id, DIPX_ID_BYTES);
+        memcpy (rec.from, m.from, sizeof rec.from);
+        memcpy (rec.to, m.to, sizeof rec.to);
+        snprintf (rec.by, sizeof rec.by, "operator");
+        rec.msg_seq = seq;
+        rec.count = m.count;
+        rec.present |= DIPX_AU_ID | DIPX_AU_FROM | DIPX_AU_TO | DIPX_AU_BY | DIPX_AU_MSG_SEQ
+                       | DIPX_AU_COUNT;
+        rc = dipx_store_msg_redrive (txn, seq);
+    }
+    if (rc == 0)
+        rc = dipx_store_audit (txn, &rec);
+    if (rc == 0)
+        rc = dipx_store_commit (&txn);
+    dipx_store_abort (&txn);
+    if (rc)
+        fprintf (stderr, "dipxd dead: redrive %llu: %s\n", (unsigned long long) seq,
+                 rc == DIPX_E_STATE ? "not a dead letter" : dipx_strerror (rc));
+    else
+        printf ("redriven %llu\n", (unsigned long long) seq);
+    if (store)
+        dipx_store_destroy (&store);
+    return rc ? 1 : 0;
+}
+
 static int
 s_dead (int argc, char **argv)
 {
     const char *dir = NULL;
+    uint64_t redrive = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp (argv[i], "--data") == 0 && i + 1 < argc)
             dir = argv[++i];
+        else if (strcmp (argv[i], "--redrive") == 0 && i + 1 < argc)
+            redrive = strtoull (argv[++i], NULL, 10);
         else
             return s_usage ();
     }
     if (!dir)
         return s_usage ();
-    dipx_store_t *store;
+    if (redrive)
+        return s_redrive (dir, redrive);
+    dipx_store_t *store = NULL;
     dipx_txn_t *txn;
     int rc = dipx_store_open (dir, 1 << 20, 1 << 20, true, &store);
     if (rc == 0 && (rc = dipx_store_begin_read (store, &txn)) != 0)

@@ -22,8 +22,8 @@
 
 typedef enum {
     DIPX_STATUS_ACTIVE,    /* may connect and send/receive */
-    DIPX_STATUS_SUSPENDED, /* temporarily refused (ZAP 300) */
-    DIPX_STATUS_REVOKED,   /* permanently refused (ZAP 400); never reactivated */
+    DIPX_STATUS_SUSPENDED, /* refused until reactivated (ZAP 400, as revoked) */
+    DIPX_STATUS_REVOKED,   /* refused for good (ZAP 400); never reactivated */
     DIPX_STATUS_COUNT
 } dipx_status_t;
 

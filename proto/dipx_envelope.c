@@ -190,7 +190,8 @@ s_fixed_write (void *data, const char *buf, size_t len)
     s_fixed_t *f = (s_fixed_t *) data;
     if (len > f->cap - f->len)
         return -1;
-    memcpy (f->buf + f->len, buf, len);
+    if (len) /* msgpack-c passes NULL with an empty body */
+        memcpy (f->buf + f->len, buf, len);
     f->len += len;
     return 0;
 }

@@ -139,7 +139,7 @@ test_redelivery_after_reconnect (void **state)
 }
 
 static void
-test_dead_letter_after_max_deliveries (void **state)
+test_dead_letter_and_redrive (void **state)
 {
     (void) state;
     harness_t *h = s_start ("ack_timeout_ms = 200\nmax_deliveries = 2");
@@ -163,8 +163,6 @@ test_dead_letter_after_max_deliveries (void **state)
     assert_memory_equal (dipx_message_id (msg), ok.id, DIPX_MESSAGE_ID_BYTES);
     assert_int_equal (dipx_client_ack (cjit, msg), 0);
     dipx_message_destroy (&msg);
-    dipx_client_destroy (&police);
-    dipx_client_destroy (&cjit);
     /* The operator sees it, with the payload kept (metadata only shown).  */
     char idhex[33];
     dipx_id_to_hex (poison.id, idhex);
@@ -174,11 +172,28 @@ test_dead_letter_after_max_deliveries (void **state)
     FILE *p = popen (cmd, "r");
     assert_non_null (p);
     int found = 0;
+    unsigned long long seq = 0;
     while (fgets (line, sizeof line, p))
-        if (strstr (line, idhex) && strstr (line, "undelivered") && strstr (line, "deliveries=2"))
+        if (strstr (line, idhex) && strstr (line, "undelivered") && strstr (line, "deliveries=2")) {
             found++;
+            seq = strtoull (line, NULL, 10);
+        }
     assert_int_equal (pclose (p), 0);
     assert_int_equal (found, 1);
+    /* ... and redrives it while the broker runs: the connected recipient
+       gets it again, its count starting afresh.  */
+    snprintf (cmd, sizeof cmd, "%s/broker/dipxd dead --data %s --redrive %llu >/dev/null",
+              getenv ("DIPX_BUILD_DIR"), h->data, seq);
+    assert_int_equal (system (cmd), 0);
+    msg = s_recv (cjit);
+    assert_memory_equal (dipx_message_id (msg), poison.id, DIPX_MESSAGE_ID_BYTES);
+    assert_int_equal (dipx_message_delivery_count (msg), 1);
+    assert_int_equal (dipx_client_ack (cjit, msg), 0);
+    dipx_message_destroy (&msg);
+    s_wait_receipt (police, poison.id, DIPX_EVENT_ACKED, NULL);
+    assert_int_equal (harness_audit_count (h, "\"ev\":\"redriven\"", idhex, NULL), 1);
+    dipx_client_destroy (&police);
+    dipx_client_destroy (&cjit);
     s_end (h);
 }
 
@@ -381,7 +396,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_redelivery_after_ack_timeout),
         cmocka_unit_test (test_redelivery_after_reconnect),
-        cmocka_unit_test (test_dead_letter_after_max_deliveries),
+        cmocka_unit_test (test_dead_letter_and_redrive),
         cmocka_unit_test (test_expiry_dead_letters_and_notifies),
         cmocka_unit_test (test_queue_cap_refuses_never_drops),
         cmocka_unit_test (test_dedup_across_restart),
