@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <lmdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -253,6 +254,28 @@ s_qstat_add (dipx_txn_t *t, const char *agency, int64_t dcount, int64_t dbytes)
 
 /* --- environment and transactions --------------------------------------- */
 
+/*  LMDB maps the data file and trusts it: pages past the end of a truncated
+    file would raise SIGBUS when touched. Refuse a file shorter than the
+    pages its meta page says are in use.  */
+static int
+s_check_size (MDB_env *env, const char *dir)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    char path[4096];
+    struct stat fs;
+    snprintf (path, sizeof path, "%s/data.mdb", dir);
+    if (mdb_env_info (env, &info) != 0 || mdb_env_stat (env, &st) != 0 || stat (path, &fs) != 0)
+        return MDB_INVALID;
+    if ((uint64_t) fs.st_size < ((uint64_t) info.me_last_pgno + 1) * st.ms_psize) {
+        dipx_log_error ("store %s: data file is %lld bytes, shorter than its %llu pages in use "
+                        "(truncated?)", dir, (long long) fs.st_size,
+                        (unsigned long long) info.me_last_pgno + 1);
+        return MDB_CORRUPTED;
+    }
+    return 0;
+}
+
 int
 dipx_store_open (const char *dir, uint64_t map_size, uint64_t map_max, bool readonly,
                  dipx_store_t **out)
@@ -280,7 +303,9 @@ dipx_store_open (const char *dir, uint64_t map_size, uint64_t map_max, bool read
         mdb_env_info (self->env, &info);
         if (info.me_mapsize > self->map_size)
             self->map_size = info.me_mapsize;
-        rc = mdb_txn_begin (self->env, NULL, readonly ? MDB_RDONLY : 0, &txn);
+        rc = s_check_size (self->env, dir);
+        if (rc == 0)
+            rc = mdb_txn_begin (self->env, NULL, readonly ? MDB_RDONLY : 0, &txn);
     }
     for (int i = 0; rc == 0 && i < S_NDBS; i++)
         rc = mdb_dbi_open (txn, s_db_names[i], readonly ? 0 : MDB_CREATE, &self->dbi[i]);

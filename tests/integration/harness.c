@@ -190,6 +190,7 @@ harness_stop (harness_t *h, int sig)
         while (waitpid (h->pid, &status, 0) < 0 && errno == EINTR)
             ;
         h->pid = 0;
+        h->last_status = status;
     }
     return status;
 }

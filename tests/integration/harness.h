@@ -36,6 +36,7 @@ typedef struct {
     h_agency_t agencies[H_MAX_AGENCIES];
     int nagencies;
     pid_t pid;                       /* running dipxd, or 0 */
+    int last_status;                 /* wait status of the last dipxd reaped */
     char log[512];                   /* broker's stderr */
 } harness_t;
 

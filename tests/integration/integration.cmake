@@ -23,3 +23,7 @@ add_custom_target(crash20
 dipx_test(test_transport SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_transport.c
   LIBS dipx_harness TIMEOUT 300 LABELS integration)
 add_dependencies(test_transport dipxd)
+
+dipx_test(test_faults SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_faults.c
+  LIBS dipx_harness TIMEOUT 300 LABELS integration)
+add_dependencies(test_faults dipxd)
