@@ -1,0 +1,38 @@
+# bench_smoke: runs a tiny dipx-bench (200 messages, private broker) and
+# checks that it exits 0 and that its JSON holds the figures' keys with
+# sensible values. Speed is never asserted.
+#   cmake -DBENCH=<dipx-bench> -DOUT=<json file> -P smoke.cmake
+cmake_minimum_required(VERSION 3.19) # string(JSON)
+file(REMOVE ${OUT})
+execute_process(COMMAND ${BENCH} --messages 200 --inflight 32 --window 32 --no-micro --quiet
+                        --json ${OUT}
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "dipx-bench exited with ${rc}\n${out}\n${err}")
+endif()
+file(READ ${OUT} json)
+foreach(key posted accepted received accepted_per_s e2e_per_s broker_cpu_us_per_msg
+            client_cpu_us_per_msg disk_bytes_per_msg broker_rss_kb broker_hwm_kb
+            data_mdb_bytes_before data_mdb_bytes_after)
+  string(JSON value ERROR_VARIABLE jerr GET "${json}" ${key})
+  if(jerr OR value STREQUAL "null")
+    message(FATAL_ERROR "key '${key}' missing or null in ${OUT}: ${jerr}\n${json}")
+  endif()
+endforeach()
+foreach(key p50 p99 p999 max samples)
+  string(JSON value ERROR_VARIABLE jerr GET "${json}" latency_ms ${key})
+  if(jerr OR value STREQUAL "null")
+    message(FATAL_ERROR "key 'latency_ms.${key}' missing or null in ${OUT}: ${jerr}")
+  endif()
+endforeach()
+foreach(key accepted received)
+  string(JSON value GET "${json}" ${key})
+  if(NOT value EQUAL 200)
+    message(FATAL_ERROR "${key} is ${value}, expected 200")
+  endif()
+endforeach()
+string(JSON samples GET "${json}" latency_ms samples)
+if(NOT samples EQUAL 200)
+  message(FATAL_ERROR "latency samples: ${samples}, expected 200")
+endif()
+message(STATUS "bench_smoke: ok\n${out}")
