@@ -1470,7 +1470,9 @@ dipx_server_new (const dipx_config_t *cfg, dipx_server_t **out)
         goto fail;
     dipx_auth_set_registry (self->auth, self->registry);
     self->router = zmq_socket (self->ctx, ZMQ_ROUTER);
-    int one = 1, zero = 0, hwm = 100000, hs = 5000, hb = 5000, hbt = 15000;
+    /* Heartbeats every 30 s: see the client's note on libzmq's timer cost,
+       which grows with the square of the connections.  */
+    int one = 1, zero = 0, hwm = 100000, hs = 5000, hb = 30000, hbt = 90000, backlog = 1024;
     int64_t maxmsg = (int64_t) cfg->max_frame;
     if (!self->router || zmq_setsockopt (self->router, ZMQ_CURVE_SERVER, &one, sizeof one)
         || zmq_setsockopt (self->router, ZMQ_CURVE_SECRETKEY,
@@ -1484,6 +1486,8 @@ dipx_server_new (const dipx_config_t *cfg, dipx_server_t **out)
         || zmq_setsockopt (self->router, ZMQ_HANDSHAKE_IVL, &hs, sizeof hs)
         || zmq_setsockopt (self->router, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb)
         || zmq_setsockopt (self->router, ZMQ_HEARTBEAT_TIMEOUT, &hbt, sizeof hbt)
+        /* Thousands of agencies reconnect at once after a restart.  */
+        || zmq_setsockopt (self->router, ZMQ_BACKLOG, &backlog, sizeof backlog)
         || zmq_bind (self->router, cfg->endpoint)) {
         dipx_log_error ("listen %s: %s", cfg->endpoint, zmq_strerror (zmq_errno ()));
         goto fail;
