@@ -38,11 +38,11 @@
 #include "dipx_mp.h"
 
 struct dipx_identity_t {
-    char id[DIPX_MAX_AGENCY_ID + 1];              /* agency id, NUL-terminated */
-    uint8_t enc_pk[DIPX_KEY_BYTES];               /* X25519 public key */
-    uint8_t enc_sk[DIPX_KEY_BYTES];               /* X25519 secret key */
-    uint8_t sign_pk[DIPX_KEY_BYTES];              /* Ed25519 public key */
-    uint8_t sign_seed[DIPX_KEY_BYTES];            /* Ed25519 seed, as in the file */
+    char id[DIPX_MAX_AGENCY_ID + 1];             /* agency id, NUL-terminated */
+    uint8_t enc_pk[DIPX_KEY_BYTES];              /* X25519 public key */
+    uint8_t enc_sk[DIPX_KEY_BYTES];              /* X25519 secret key */
+    uint8_t sign_pk[DIPX_KEY_BYTES];             /* Ed25519 public key */
+    uint8_t sign_seed[DIPX_KEY_BYTES];           /* Ed25519 seed, as in the file */
     uint8_t sign_sk[crypto_sign_SECRETKEYBYTES]; /* seed || public key (libsodium) */
 };
 

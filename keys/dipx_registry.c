@@ -51,11 +51,11 @@ enum { S_BY_ID, S_BY_ENC, S_BY_SIGN, S_TABLES };
 static const char *const s_status_names[DIPX_STATUS_COUNT] = {"active", "suspended", "revoked"};
 
 struct dipx_registry_t {
-    dipx_entry_t *entries;                      /* in file order */
-    size_t size;                                /* entries in use */
-    size_t cap;                                 /* entries allocated */
-    uint32_t *tables[S_TABLES];                 /* entry index + 1 per slot, 0 = empty */
-    size_t mask;                                /* slots per table - 1; slots a power of 2 */
+    dipx_entry_t *entries;                       /* in file order */
+    size_t size;                                 /* entries in use */
+    size_t cap;                                  /* entries allocated */
+    uint32_t *tables[S_TABLES];                  /* entry index + 1 per slot, 0 = empty */
+    size_t mask;                                 /* slots per table - 1; slots a power of 2 */
     uint8_t hash_key[crypto_shorthash_KEYBYTES]; /* this registry's SipHash key */
 };
 
