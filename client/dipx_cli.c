@@ -19,6 +19,7 @@
     acknowledges the message, so a crash never loses one (it comes again).
 */
 #include "dipx_cli.h"
+#include "dipx_cli_args.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,75 +48,6 @@ enum { S_DONE = 0, S_REFUSED = 1, S_USAGE = 2, S_ERROR = 3 };
 
 /* ---------------------------------------------------------------------------
    Arguments */
-
-/*  One option: a value (--name VALUE) or, when flag is set, a switch.  */
-typedef struct {
-    const char *name;   /* without the leading "--" */
-    const char **value; /* where the value goes, for valued options */
-    bool *flag;         /* set to true, for switches */
-} s_opt_t;
-
-/*  Splits argv[1..argc) into options from opts and positional words. Returns
-    the number of words, or -1 after saying what is wrong.  */
-static int
-s_parse_args (const char *cmd, int argc, char **argv, const s_opt_t *opts, const char **words)
-{
-    int count = 0;
-    bool options_done = false;
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (options_done || strncmp (arg, "--", 2) != 0 || arg[2] == '\0') {
-            if (!options_done && strcmp (arg, "--") == 0) {
-                options_done = true;
-                continue;
-            }
-            if (count == S_MAX_WORDS) {
-                fprintf (stderr, "dipx %s: too many arguments\n", cmd);
-                return -1;
-            }
-            words[count++] = arg;
-            continue;
-        }
-        const char *name = arg + 2;
-        const char *eq = strchr (name, '=');
-        size_t name_len = eq ? (size_t) (eq - name) : strlen (name);
-        const s_opt_t *opt = opts;
-        while (opt->name && (strlen (opt->name) != name_len || strncmp (opt->name, name, name_len)))
-            opt++;
-        if (!opt->name) {
-            fprintf (stderr, "dipx %s: unknown option %s\n", cmd, arg);
-            return -1;
-        }
-        if (opt->flag) {
-            if (eq) {
-                fprintf (stderr, "dipx %s: option --%s takes no value\n", cmd, opt->name);
-                return -1;
-            }
-            *opt->flag = true;
-        }
-        else if (eq)
-            *opt->value = eq + 1;
-        else if (i + 1 < argc)
-            *opt->value = argv[++i];
-        else {
-            fprintf (stderr, "dipx %s: option --%s needs a value\n", cmd, opt->name);
-            return -1;
-        }
-    }
-    return count;
-}
-
-static bool
-s_wants_help (int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++) {
-        if (strcmp (argv[i], "--") == 0)
-            return false;
-        if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0)
-            return true;
-    }
-    return false;
-}
 
 /*  Parses a decimal number in [lo, hi]. false if it is not one.  */
 static bool
@@ -533,13 +465,13 @@ s_send_message (const s_send_args_t *a, dipx_send_t *m, uint8_t subject[32], uin
 int
 dipx_cli_send (int argc, char **argv)
 {
-    if (s_wants_help (argc, argv)) {
+    if (dipx_cli_wants_help (argc, argv)) {
         s_send_usage (stdout);
         return S_DONE;
     }
     s_send_args_t a = {0};
     s_conn_t c = {0};
-    const s_opt_t opts[] = {
+    const dipx_cli_opt_t opts[] = {
         {"to", &a.to, NULL},
         {"type", &a.type, NULL},
         {"subject", &a.subject, NULL},
@@ -559,7 +491,7 @@ dipx_cli_send (int argc, char **argv)
         {NULL, NULL, NULL},
     };
     const char *words[S_MAX_WORDS];
-    int nwords = s_parse_args ("send", argc, argv, opts, words);
+    int nwords = dipx_cli_parse_args ("send", argc, argv, opts, words, S_MAX_WORDS);
     if (nwords < 0 || nwords > 1) {
         if (nwords > 1)
             fprintf (stderr, "dipx send: at most one input file\n");
@@ -654,19 +586,19 @@ s_recv_usage (FILE *out)
 int
 dipx_cli_recv (int argc, char **argv)
 {
-    if (s_wants_help (argc, argv)) {
+    if (dipx_cli_wants_help (argc, argv)) {
         s_recv_usage (stdout);
         return S_DONE;
     }
     const char *count_s = NULL, *timeout_s = NULL, *out_dir = NULL;
     bool quiet = false;
     s_conn_t c = {0};
-    const s_opt_t opts[] = {
+    const dipx_cli_opt_t opts[] = {
         {"count", &count_s, NULL}, {"timeout-ms", &timeout_s, NULL}, {"out-dir", &out_dir, NULL},
         {"quiet", NULL, &quiet},   S_CONN_OPTS (c),                  {NULL, NULL, NULL},
     };
     const char *words[S_MAX_WORDS];
-    int nwords = s_parse_args ("recv", argc, argv, opts, words);
+    int nwords = dipx_cli_parse_args ("recv", argc, argv, opts, words, S_MAX_WORDS);
     if (nwords != 0) {
         if (nwords > 0)
             fprintf (stderr, "dipx recv: unexpected argument %s\n", words[0]);
@@ -800,19 +732,19 @@ s_format_ms (uint64_t ms, char out[32])
 int
 dipx_cli_track (int argc, char **argv)
 {
-    if (s_wants_help (argc, argv)) {
+    if (dipx_cli_wants_help (argc, argv)) {
         s_track_usage (stdout);
         return S_DONE;
     }
     const char *timeout_s = NULL;
     s_conn_t c = {0};
-    const s_opt_t opts[] = {
+    const dipx_cli_opt_t opts[] = {
         {"timeout-ms", &timeout_s, NULL},
         S_CONN_OPTS (c),
         {NULL, NULL, NULL},
     };
     const char *words[S_MAX_WORDS];
-    int nwords = s_parse_args ("track", argc, argv, opts, words);
+    int nwords = dipx_cli_parse_args ("track", argc, argv, opts, words, S_MAX_WORDS);
     uint8_t id[16];
     if (nwords != 1 || dipx_id_from_hex (words[0], id) != 0) {
         if (nwords == 1)

@@ -14,6 +14,7 @@
     the old registry in place.
 */
 #include "dipx_cli.h"
+#include "dipx_cli_args.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -33,67 +34,6 @@ enum { S_DONE = 0, S_FAILED = 1, S_USAGE = 2 };
 #define S_MAX_POSITIONAL 4
 #define S_DEFAULT_VALID_DAYS 730
 #define S_MAX_VALID_DAYS 36600 /* a century: anything longer is a typo */
-
-/*  One option a subcommand accepts, and where its value goes.  */
-typedef struct {
-    const char *name;   /* without the leading "--" */
-    const char **value; /* set to the argument's value */
-} s_opt_t;
-
-/*  Splits argv[1..argc) into options from opts and positional words. Returns
-    the number of positional words, or -1 after printing what is wrong.  */
-static int
-s_parse_args (const char *cmd, int argc, char **argv, const s_opt_t *opts, const char **words)
-{
-    int count = 0;
-    bool options_done = false;
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (options_done || strncmp (arg, "--", 2) != 0 || arg[2] == '\0') {
-            if (!options_done && strcmp (arg, "--") == 0) {
-                options_done = true;
-                continue;
-            }
-            if (count == S_MAX_POSITIONAL) {
-                fprintf (stderr, "dipx %s: too many arguments\n", cmd);
-                return -1;
-            }
-            words[count++] = arg;
-            continue;
-        }
-        const char *name = arg + 2;
-        const char *eq = strchr (name, '=');
-        size_t name_len = eq ? (size_t) (eq - name) : strlen (name);
-        const s_opt_t *opt = opts;
-        while (opt->name && (strlen (opt->name) != name_len || strncmp (opt->name, name, name_len)))
-            opt++;
-        if (!opt->name) {
-            fprintf (stderr, "dipx %s: unknown option %s\n", cmd, arg);
-            return -1;
-        }
-        if (eq)
-            *opt->value = eq + 1;
-        else if (i + 1 < argc)
-            *opt->value = argv[++i];
-        else {
-            fprintf (stderr, "dipx %s: option --%s needs a value\n", cmd, opt->name);
-            return -1;
-        }
-    }
-    return count;
-}
-
-static bool
-s_wants_help (int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++) {
-        if (strcmp (argv[i], "--") == 0)
-            return false;
-        if (strcmp (argv[i], "-h") == 0 || strcmp (argv[i], "--help") == 0)
-            return true;
-    }
-    return false;
-}
 
 /*  Copies a NUL-terminated value into a fixed field if it fits and passes
     check; prints why not otherwise.  */
@@ -190,19 +130,19 @@ s_card_from_args (const s_card_args_t *a, dipx_card_t *card)
 int
 dipx_cli_keygen (int argc, char **argv)
 {
-    if (s_wants_help (argc, argv)) {
+    if (dipx_cli_wants_help (argc, argv)) {
         fputs (s_keygen_usage, stdout);
         return S_DONE;
     }
     const char *id = NULL, *out = NULL;
     s_card_args_t a = {0};
-    const s_opt_t opts[] = {
-        {"id", &id},         {"out", &out},   {"card", &a.path},
-        {"name", &a.name},   {"type", &a.type}, {"org", &a.org},
-        {"area", &a.area},   {"valid-days", &a.valid_days}, {NULL, NULL},
+    const dipx_cli_opt_t opts[] = {
+        {"id", &id, NULL},       {"out", &out, NULL},    {"card", &a.path, NULL},
+        {"name", &a.name, NULL}, {"type", &a.type, NULL}, {"org", &a.org, NULL},
+        {"area", &a.area, NULL}, {"valid-days", &a.valid_days, NULL}, {NULL, NULL, NULL},
     };
     const char *words[S_MAX_POSITIONAL];
-    int nwords = s_parse_args ("keygen", argc, argv, opts, words);
+    int nwords = dipx_cli_parse_args ("keygen", argc, argv, opts, words, S_MAX_POSITIONAL);
     if (nwords != 0 || !id || !out) {
         if (nwords > 0)
             fprintf (stderr, "dipx keygen: unexpected argument \"%s\"\n", words[0]);
@@ -314,13 +254,13 @@ s_show_card (const dipx_card_t *card)
 int
 dipx_cli_card (int argc, char **argv)
 {
-    if (s_wants_help (argc, argv)) {
+    if (dipx_cli_wants_help (argc, argv)) {
         fputs (s_card_usage, stdout);
         return S_DONE;
     }
-    const s_opt_t opts[] = {{NULL, NULL}};
+    const dipx_cli_opt_t opts[] = {{NULL, NULL, NULL}};
     const char *words[S_MAX_POSITIONAL];
-    int nwords = s_parse_args ("card", argc, argv, opts, words);
+    int nwords = dipx_cli_parse_args ("card", argc, argv, opts, words, S_MAX_POSITIONAL);
     bool show = nwords == 2 && strcmp (words[0], "show") == 0;
     bool verify = nwords == 2 && strcmp (words[0], "verify") == 0;
     if (!show && !verify) {
@@ -491,14 +431,14 @@ s_registry_set (const char *path, const char *id, int to)
 int
 dipx_cli_registry (int argc, char **argv)
 {
-    if (s_wants_help (argc, argv)) {
+    if (dipx_cli_wants_help (argc, argv)) {
         fputs (s_registry_usage, stdout);
         return S_DONE;
     }
     const char *file = NULL;
-    const s_opt_t opts[] = {{"file", &file}, {NULL, NULL}};
+    const dipx_cli_opt_t opts[] = {{"file", &file, NULL}, {NULL, NULL, NULL}};
     const char *words[S_MAX_POSITIONAL];
-    int nwords = s_parse_args ("registry", argc, argv, opts, words);
+    int nwords = dipx_cli_parse_args ("registry", argc, argv, opts, words, S_MAX_POSITIONAL);
     if (nwords < 1 || !file) {
         fputs (s_registry_usage, stderr);
         return S_USAGE;

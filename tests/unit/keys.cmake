@@ -4,5 +4,6 @@
 dipx_test(test_keys SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_keys.c LIBS dipx_keys LABELS keys)
 dipx_test(test_keys_cli
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_keys_cli.c ${PROJECT_SOURCE_DIR}/client/dipx_cli_keys.c
+    ${PROJECT_SOURCE_DIR}/client/dipx_cli_args.c
   LIBS dipx_keys LABELS keys)
 target_include_directories(test_keys_cli PRIVATE ${PROJECT_SOURCE_DIR}/client)
