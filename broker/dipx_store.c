@@ -102,6 +102,7 @@ s_err (int rc)
     case MDB_MAP_FULL:
     case ENOSPC:
     case EDQUOT:
+    case EFBIG:
         return DIPX_E_STORAGE_FULL;
     case ENOMEM:
         return DIPX_E_NOMEM;

@@ -219,6 +219,9 @@ main (int argc, char **argv)
     sa.sa_handler = s_on_hup;
     sigaction (SIGHUP, &sa, NULL);
     signal (SIGPIPE, SIG_IGN);
+    /* A file-size limit must fail a write (EFBIG, refused as storage_full),
+       not kill the broker.  */
+    signal (SIGXFSZ, SIG_IGN);
 
     dipx_server_t *server;
     int rc = dipx_server_new (&cfg, &server);

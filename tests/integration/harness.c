@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -151,6 +152,10 @@ harness_start (harness_t *h)
         int log = open (h->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (log >= 0)
             dup2 (log, 2);
+        if (h->fsize_limit > 0) { /* a disk that fills up at this size */
+            struct rlimit rl = {(rlim_t) h->fsize_limit, RLIM_INFINITY};
+            setrlimit (RLIMIT_FSIZE, &rl);
+        }
         execl (exe, "dipxd", "--config", h->config, "--ready-fd", fdarg, (char *) NULL);
         _exit (127);
     }

@@ -37,6 +37,7 @@ typedef struct {
     int nagencies;
     pid_t pid;                       /* running dipxd, or 0 */
     int last_status;                 /* wait status of the last dipxd reaped */
+    long fsize_limit;                /* if > 0: RLIMIT_FSIZE soft limit for dipxd */
     char log[512];                   /* broker's stderr */
 } harness_t;
 

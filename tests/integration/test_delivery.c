@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "dipx_registry.h"
 #include "harness.h"
@@ -387,6 +388,52 @@ test_storage_full (void **state)
     s_end (h);
 }
 
+/*  The disk fills: the data file may not grow past a limit (RLIMIT_FSIZE,
+    writes fail with EFBIG) while the map has room. New messages are REFUSED
+    storage_full and never ACCEPTED; what was accepted is delivered; when the
+    limit is lifted, sending resumes without a restart.  */
+static void
+test_disk_full (void **state)
+{
+    (void) state;
+    harness_t *h = calloc (1, sizeof *h);
+    assert_non_null (h);
+    assert_int_equal (harness_init (h, "map_size_mb = 64"), 0);
+    assert_non_null (harness_add (h, "police.test", DIPX_AGENCY_POLICE, DIPX_STATUS_ACTIVE));
+    assert_non_null (harness_add (h, "cjit.test", DIPX_AGENCY_CJIT, DIPX_STATUS_ACTIVE));
+    h->fsize_limit = 1024 * 1024;
+    assert_int_equal (harness_start (h), 0);
+    dipx_client_t *police = s_client (h, "police.test", 0);
+    dipx_send_t m = s_msg ();
+    static uint8_t body[50000];
+    randombytes_buf (body, sizeof body);
+    dipx_result_t accepted[64];
+    int n = 0, rc = 0;
+    while (n < 64) {
+        rc = dipx_client_send (police, &m, body, sizeof body, WAIT_MS, &accepted[n]);
+        if (rc != 0)
+            break;
+        n++;
+    }
+    assert_int_equal (rc, DIPX_E_STORAGE_FULL);
+    assert_true (n > 0 && n < 64);
+    dipx_client_t *cjit = s_client (h, "cjit.test", 64);
+    for (int i = 0; i < n; i++) {
+        dipx_message_t *msg = s_recv (cjit);
+        assert_memory_equal (dipx_message_id (msg), accepted[i].id, DIPX_MESSAGE_ID_BYTES);
+        assert_int_equal (dipx_client_ack (cjit, msg), 0);
+        dipx_message_destroy (&msg);
+    }
+    /* Space returns (the limit is lifted on the running broker).  */
+    struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
+    assert_int_equal (prlimit (h->pid, RLIMIT_FSIZE, &rl, NULL), 0);
+    for (int i = 0; i < 30; i++)
+        assert_int_equal (dipx_client_send (police, &m, body, sizeof body, WAIT_MS, NULL), 0);
+    dipx_client_destroy (&police);
+    dipx_client_destroy (&cjit);
+    s_end (h);
+}
+
 int
 main (void)
 {
@@ -402,6 +449,7 @@ main (void)
         cmocka_unit_test (test_dedup_across_restart),
         cmocka_unit_test (test_receipts_outcome_and_track),
         cmocka_unit_test (test_storage_full),
+        cmocka_unit_test (test_disk_full),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
