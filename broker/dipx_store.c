@@ -671,7 +671,7 @@ dipx_store_msg_dead (dipx_txn_t *t, uint64_t seq, uint64_t now, int code, const 
     uint8_t kb[8], vb[17 + DIPX_MAX_REASON];
     s_put64 (kb, seq);
     s_put64 (vb, now);
-    s_put64 (vb + 8, (uint64_t) code);
+    s_put64 (vb + 8, (uint64_t) (code < 0 ? -code : code)); /* the wire code, positive */
     vb[16] = (uint8_t) (rl > 255 ? 255 : rl);
     memcpy (vb + 17, reason, vb[16]);
     MDB_val k = {8, kb}, v = {17u + vb[16], vb};

@@ -129,7 +129,8 @@ int dipx_store_msg_redrive (dipx_txn_t *txn, uint64_t seq);
 /*  The redrive epoch (0 before the first redrive).  */
 uint64_t dipx_store_redrive_epoch (dipx_txn_t *txn);
 
-/*  The first dead letter with sequence number above after, and its reason.  */
+/*  The first dead letter with sequence number above after, its time, its
+    wire code (positive) and its reason.  */
 int dipx_store_dead_next (dipx_txn_t *txn, uint64_t after, dipx_msgrec_t *msg, uint64_t *at,
                           uint64_t *code, char reason[DIPX_MAX_REASON + 1]);
 

@@ -169,7 +169,7 @@ s_dead (int argc, char **argv)
         sodium_bin2hex (id, sizeof id, m.id, DIPX_ID_BYTES);
         printf ("%llu %s from=%s to=%s deliveries=%u at=%llu code=%s reason=\"%s\"\n",
                 (unsigned long long) m.seq, id, m.from, m.to, m.count, (unsigned long long) at,
-                dipx_error_name (-(int) code) ? dipx_error_name (-(int) code) : "?", reason);
+                code < 1000 ? dipx_error_name ((int) code) : "?", reason);
         after = m.seq;
     }
     dipx_store_abort (&txn);

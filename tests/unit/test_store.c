@@ -407,7 +407,7 @@ test_dead_redrive (void **state)
     assert_int_equal (dipx_store_dead_next (txn, 0, &r, &at, &code, reason), 0);
     s_assert_msg (&r, s1, &m1, T0);
     assert_int_equal (at, T0 + 5);
-    assert_int_equal (code, (uint64_t) (int64_t) DIPX_E_UNDELIVERED);
+    assert_int_equal (code, (uint64_t) -DIPX_E_UNDELIVERED); /* stored as the wire code */
     assert_string_equal (reason, "not acknowledged after 2 deliveries");
     assert_int_equal (dipx_store_dead_next (txn, s1, &r, &at, &code, reason), DIPX_E_NOT_FOUND);
     assert_int_equal (dipx_store_dead_next (txn, UINT64_MAX, &r, &at, &code, reason),
@@ -431,13 +431,18 @@ test_dead_redrive (void **state)
     assert_int_equal (dipx_store_dead_next (txn, s1, &r, &at, &code, reason), 0);
     assert_int_equal (r.seq, s2);
     assert_int_equal (strlen (reason), 255);
-    assert_int_equal (code, (uint64_t) (int64_t) DIPX_E_EXPIRED);
-    /* Redrive: back in the queue with its count reset.  */
+    assert_int_equal (code, (uint64_t) -DIPX_E_EXPIRED);
+    /* Redrive: back in the queue with its count reset, and the redrive
+       epoch (how a running broker learns of it) moves on.  */
+    assert_int_equal (dipx_store_redrive_epoch (txn), 0);
     assert_int_equal (dipx_store_msg_redrive (txn, s1), 0);
     assert_int_equal (dipx_store_msg_redrive (txn, s1), DIPX_E_STATE);
+    uint64_t epoch = dipx_store_redrive_epoch (txn);
+    assert_true (epoch > 0);
     s_commit (&txn);
 
     txn = s_begin_read (fx->store);
+    assert_int_equal (dipx_store_redrive_epoch (txn), epoch);
     assert_int_equal (dipx_store_msg_get (txn, s1, &r), 0);
     assert_int_equal (r.state, DIPX_MSG_QUEUED);
     assert_int_equal (r.count, 0);
