@@ -32,6 +32,8 @@ typedef struct {
     uint64_t rejected;         /* deliveries rejected with an OUTCOME */
     uint64_t receipts_dropped; /* receipts dropped because the queue was full */
     uint64_t deliveries_dropped; /* deliveries dropped (queue full or connection lost) */
+    uint64_t outbox_reloaded;  /* outbox entries found by dipx_client_new */
+    uint64_t outbox;           /* outbox entries now (unanswered sends); 0 without one */
 } dipx__client_stats_t;
 
 void dipx__client_stats (const dipx_client_t *self, dipx__client_stats_t *stats);

@@ -13,6 +13,17 @@
     with the same message id; the broker recognises the id, so nothing is
     stored twice. Deliveries that were not acknowledged come again (with a
     delivery count above 1).
+
+    Durable outbox (optional, dipx_options_t.outbox): a directory where the
+    client keeps, in LMDB, every send from the moment a post returns 0 until
+    the broker has answered it (ACCEPTED or REFUSED); each post and each
+    deletion is committed to disk (fsync) before the call returns. Posts
+    succeed while the broker is unreachable, up to 1,000,000 unanswered sends
+    (not 1024), and a client created later on the same directory, after the
+    application or its machine restarted, sends what is left: the same bytes
+    under the same ids, in post order, so the broker stores each once. The
+    answers to those sends come through dipx_client_result. The directory
+    belongs to one agency and one client at a time.
 */
 #ifndef DIPX_CLIENT_H_INCLUDED
 #define DIPX_CLIENT_H_INCLUDED
@@ -47,21 +58,27 @@ typedef struct {
                                   the agencies this one exchanges with */
     uint32_t window;           /* deliveries in flight to this client (1..1024);
                                   0 = send only, nothing is delivered */
-    const char *outbox;        /* directory for a durable outbox: not implemented
-                                  yet, must be NULL (else DIPX_E_INVAL) */
+    const char *outbox;        /* directory of a durable outbox (created 0700 if
+                                  absent, files 0600), or NULL for none */
     dipx_log_fn *log;          /* log callback, or NULL */
     void *log_arg;             /* passed to log */
 } dipx_options_t;
 
 /*  Creates a client and starts connecting. Does not wait for the broker:
-    sends made before it answers are queued. Returns 0 and *out (caller owns,
+    sends made before it answers are queued. With an outbox, the sends it
+    holds are sent once the broker has welcomed this client, and their
+    answers come through dipx_client_result. Returns 0 and *out (caller owns,
     dipx_client_destroy), DIPX_E_IO/_PERM/_SYNTAX for the identity or peers
-    file, DIPX_E_BROKER_KEY, DIPX_E_INVAL, DIPX_E_NOMEM, DIPX_E_ZMQ.  */
+    file, DIPX_E_BROKER_KEY, DIPX_E_INVAL, DIPX_E_NOMEM, DIPX_E_ZMQ; for the
+    outbox DIPX_E_IO (cannot create or open it), DIPX_E_BUSY (another client
+    has it open), DIPX_E_INVAL (another agency's), DIPX_E_CORRUPT,
+    DIPX_E_STORAGE.  */
 DIPX_EXPORT int dipx_client_new (const dipx_options_t *options, dipx_client_t **out);
 
 /*  Closes the connection and frees everything, wiping keys. Frames already
     written (acknowledgements) get up to 2 s to reach a connected broker;
-    sends that were not answered are abandoned. Accepts NULL.  */
+    sends that were not answered are abandoned, unless an outbox keeps them
+    for the next client. Accepts NULL.  */
 DIPX_EXPORT void dipx_client_destroy (dipx_client_t **self_p);
 
 /*  This agency's id (owned by the client).  */
@@ -105,20 +122,27 @@ typedef struct {
     refusal code (negative DIPX_E_*, reason in result) when REFUSED, or a local
     error (DIPX_E_TIMEOUT: no answer yet; the send stays queued and is resent
     after reconnection, and a later call to dipx_client_result can collect the
-    answer). result may be NULL.  */
+    answer). With an outbox and 1024 posts whose answers are not collected,
+    the send is kept on disk only and DIPX_E_TIMEOUT comes at once. result
+    may be NULL.  */
 DIPX_EXPORT int dipx_client_send (dipx_client_t *self, const dipx_send_t *msg, const void *body,
                                   size_t body_len, int timeout_ms, dipx_result_t *result);
 
 /*  Pipelined sending: dipx_client_post sends without waiting and writes the
     message id; dipx_client_result waits for the next answer to any posted
     message (in the order answers arrive). At most 1024 posts may be
-    unanswered; beyond that post returns DIPX_E_BUSY.  */
+    unanswered; beyond that post returns DIPX_E_BUSY. With an outbox, post
+    returns 0 once the send is on disk; the first 1024 unanswered are in
+    flight and the rest wait on disk until results are collected, up to
+    1,000,000 (then DIPX_E_BUSY); DIPX_E_STORAGE_FULL when its disk or map
+    (4 GiB) is full.  */
 DIPX_EXPORT int dipx_client_post (dipx_client_t *self, const dipx_send_t *msg, const void *body,
                                   size_t body_len, uint8_t id[DIPX_MESSAGE_ID_BYTES]);
 DIPX_EXPORT int dipx_client_result (dipx_client_t *self, int timeout_ms, dipx_result_t *result);
 
 /*  Posts an envelope that was sealed and signed earlier (the bench replays
-    these). DIPX_E_INVAL if it is not a well-formed envelope from this agency.  */
+    these), as dipx_client_post does. DIPX_E_INVAL if it is not a well-formed
+    envelope from this agency.  */
 DIPX_EXPORT int dipx_client_post_sealed (dipx_client_t *self, const uint8_t *env, size_t len);
 
 /*  Seals and signs without sending: *env is malloc'd, caller owns (free).  */

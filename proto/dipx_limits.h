@@ -133,6 +133,21 @@
     exchanges with tens of peers, a bench client with a few hundred.  */
 #define DIPX_MAX_PEER_CACHE 256
 
+/*  Client library: entries in a durable outbox (dipx_options_t.outbox), sent
+    or not. A custody suite sends a few hundred messages a day, so a million
+    is years of a busy site's traffic with the broker unreachable: far beyond
+    any outage, yet it bounds the disk an outbox may take and how long its
+    backlog takes to drain. Beyond it a post is refused (DIPX_E_BUSY).  */
+#define DIPX_MAX_OUTBOX 1000000u
+
+/*  Client library: an outbox's LMDB map starts at 64 MiB (address space
+    only: the file grows as it is written) and doubles whenever a write finds
+    it full, up to 4 GiB: room for a million small envelopes (about 550 bytes
+    each on LMDB pages, measured), some 170,000 of 20 KiB, or 4,000 of the
+    largest. A write beyond it fails with DIPX_E_STORAGE_FULL.  */
+#define DIPX_OUTBOX_MAP_INITIAL (64ull * 1024 * 1024)
+#define DIPX_MAX_OUTBOX_MAP (4ull * 1024 * 1024 * 1024)
+
 /*  Sizes of fixed binary fields.  */
 #define DIPX_ID_BYTES 16
 #define DIPX_HASH_BYTES 32
@@ -155,5 +170,8 @@ _Static_assert (DIPX_MAX_CONTAINER >= DIPX_MAX_FIELDS, "container limit below fi
 _Static_assert (DIPX_MAX_ACK_IDS * (DIPX_ID_BYTES + 2) + 256 < DIPX_MAX_FRAME, "ACK too big");
 _Static_assert (DIPX_MAX_FIELDS <= 32, "presence bitmask is 32 bits");
 _Static_assert (DIPX_MAX_AGENCY_ID < 255, "agency ids are stored with a one-byte length");
+_Static_assert (DIPX_MAX_OUTBOX >= DIPX_MAX_PENDING, "an outbox must hold a full pending table");
+_Static_assert (DIPX_OUTBOX_MAP_INITIAL >= 16ull * DIPX_MAX_ENV, "outbox map below a few envelopes");
+_Static_assert (DIPX_OUTBOX_MAP_INITIAL <= DIPX_MAX_OUTBOX_MAP, "outbox map starts above its ceiling");
 
 #endif

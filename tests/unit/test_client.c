@@ -465,8 +465,10 @@ test_options (void **state)
     bad.window = DIPX_MAX_WINDOW + 1;
     assert_int_equal (dipx_client_new (&bad, &c), DIPX_E_INVAL);
     bad = o;
-    bad.outbox = fx->dir; /* not implemented: refused, not faked */
+    bad.outbox = "";
     assert_int_equal (dipx_client_new (&bad, &c), DIPX_E_INVAL);
+    bad.outbox = fx->secret; /* a file, not a directory */
+    assert_int_equal (dipx_client_new (&bad, &c), DIPX_E_IO);
     bad = o;
     bad.broker_key = "not a key";
     assert_int_equal (dipx_client_new (&bad, &c), DIPX_E_BROKER_KEY);

@@ -1,0 +1,7 @@
+# The client's durable outbox against a real dipxd (broker down, restarts of
+# the agency system, more sends than the in-memory pending table). Reads the
+# client's private counters, so it sees client/.
+dipx_test(test_outbox SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_outbox.c
+  LIBS dipx_harness TIMEOUT 300 LABELS integration)
+target_include_directories(test_outbox PRIVATE ${PROJECT_SOURCE_DIR}/client)
+add_dependencies(test_outbox dipxd)
