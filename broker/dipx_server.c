@@ -142,7 +142,8 @@ struct dipx_server_t {
     uint64_t bucket_ms;                /* rate limiter: current second */
     uint64_t bucket_used;              /* refusals audited this second */
     uint64_t next_housekeep;           /* monotonic ms */
-    bool degraded;                     /* this run of the turn refuses new messages */
+    int degraded;                      /* this run of the turn: 0 normal, 1 refuses new
+                                          messages (audited), 2 refuses them unaudited */
     bool storage_full;                 /* the last turn hit storage_full */
     uint64_t redrive_epoch;            /* store's redrive epoch last seen */
     /* self-check */
@@ -653,10 +654,13 @@ s_handle_send (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t now)
     if (rc != DIPX_E_NOT_FOUND)
         return rc;
     if (self->degraded) {
-        /* Storage is full: refuse without writing anything (not even the
-           refusal's audit record, which could not be committed either).  */
-        s_refuse (self, NULL, it, DIPX_E_STORAGE_FULL, "broker storage is full; retry later",
-                  now, &rc);
+        /* Storage is full: refuse, with the refusal audited if even that
+           small record fits (level 1). Its commit also matters: LMDB reuses
+           pages freed by acknowledgements only after a later transaction has
+           committed, so a broker writing nothing would never get them back.
+           At level 2 nothing is written at all.  */
+        s_refuse (self, self->degraded == 1 ? txn : NULL, it, DIPX_E_STORAGE_FULL,
+                  "broker storage is full; retry later", now, &rc);
         dipx_log_warn ("refused %s -> %s: storage full", h->from, h->to);
         return rc;
     }
@@ -962,7 +966,7 @@ s_handle_item (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t now)
 {
     if (it->rc) {
         int rc = s_reply_error (self, it, it->rc, it->f.cmd, it->why);
-        if (rc || self->degraded)
+        if (rc || self->degraded == 2)
             return rc;
         dipx_audit_t rec;
         dipx_audit_init (&rec, DIPX_AUDIT_PROTOCOL, now);
@@ -1166,7 +1170,7 @@ s_transact (dipx_server_t *self, bool housekeep, uint64_t now, uint64_t mono)
     int rc = dipx_store_begin (self->store, &txn);
     if (rc)
         return rc;
-    size_t npending = self->degraded ? 0 : self->npending;
+    size_t npending = self->degraded == 2 ? 0 : self->npending;
     for (size_t i = 0; rc == 0 && i < npending; i++)
         rc = dipx_store_audit (txn, &self->pending[i]);
     for (size_t i = 0; rc == 0 && i < self->nitems; i++)
@@ -1295,31 +1299,29 @@ s_turn (dipx_server_t *self, long timeout_ms)
         self->next_housekeep = mono + S_HOUSEKEEP_MS;
     if (self->nitems == 0 && self->nwant == 0 && self->npending == 0 && !housekeep)
         return 0;
-    self->turn++;
-    self->degraded = false;
-    int rc = s_transact (self, housekeep, now, mono);
-    if (rc) {
+    int rc = 0;
+    for (self->degraded = 0; self->degraded <= 2; self->degraded++) {
+        self->turn++;
+        rc = s_transact (self, housekeep, now, mono);
+        if (rc == 0)
+            break;
         s_out_drop (self);
         s_undo_apply (self);
-        if (rc == DIPX_E_STORAGE_FULL && !self->storage_full)
+        if (self->degraded == 0 && rc == DIPX_E_STORAGE_FULL && !self->storage_full)
             dipx_log_error ("storage full: refusing new messages until space returns");
-        self->storage_full = rc == DIPX_E_STORAGE_FULL;
+        if (self->degraded == 0)
+            self->storage_full = rc == DIPX_E_STORAGE_FULL;
         /* Run again refusing every new message, so acknowledgements and
            deliveries still go on, and no sender is left without an answer.  */
-        self->turn++;
-        self->degraded = true;
-        rc = s_transact (self, housekeep, now, mono);
-        if (rc) {
-            s_out_drop (self);
-            s_undo_apply (self);
-            dipx_log_error ("commit failed twice (%s): answering the batch with errors",
-                            dipx_strerror (rc));
-            for (size_t i = 0; i < self->nitems; i++)
-                if (self->items[i].open)
-                    s_reply_error (self, &self->items[i], DIPX_E_STORAGE,
-                                   self->items[i].f.cmd, "broker could not commit");
-        }
-    } else if (self->storage_full) {
+    }
+    if (rc) {
+        dipx_log_error ("commit failed three times (%s): answering the batch with errors",
+                        dipx_strerror (rc));
+        for (size_t i = 0; i < self->nitems; i++)
+            if (self->items[i].open)
+                s_reply_error (self, &self->items[i], DIPX_E_STORAGE, self->items[i].f.cmd,
+                               "broker could not commit");
+    } else if (self->degraded == 0 && self->storage_full) {
         dipx_log_info ("storage: space available again");
         self->storage_full = false;
     }

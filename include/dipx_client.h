@@ -158,7 +158,10 @@ DIPX_EXPORT int dipx_client_seal (dipx_client_t *self, const dipx_send_t *msg, c
 DIPX_EXPORT int dipx_client_recv (dipx_client_t *self, int timeout_ms, dipx_message_t **msg);
 
 /*  Acknowledges a received message with a signed ACK: the broker then
-    removes it from this agency's queue. Does not consume msg.  */
+    removes it from this agency's queue. Does not consume msg. While more
+    deliveries are already waiting to be taken, acknowledgements are
+    coalesced (one signature covers up to 256); they are written as soon as
+    none is waiting, before any call waits, and at destroy.  */
 DIPX_EXPORT int dipx_client_ack (dipx_client_t *self, const dipx_message_t *msg);
 
 /*  Tells the sender what became of a message: actioned (reason may be NULL)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -149,9 +150,14 @@ harness_start (harness_t *h)
         return -1;
     if (pid == 0) {
         close (fds[0]);
+        /* The broker dies with the test (a failed assertion never leaves
+           it running), and holds none of the test's output pipes.  */
+        prctl (PR_SET_PDEATHSIG, SIGKILL);
         int log = open (h->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (log >= 0)
+        if (log >= 0) {
+            dup2 (log, 1);
             dup2 (log, 2);
+        }
         if (h->fsize_limit > 0) { /* a disk that fills up at this size */
             struct rlimit rl = {(rlim_t) h->fsize_limit, RLIM_INFINITY};
             setrlimit (RLIMIT_FSIZE, &rl);
