@@ -884,10 +884,9 @@ s_handle_outcome (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t n
 }
 
 typedef struct {
-    dipx_server_t *self;
-    s_item_t *it;
-    dipx_freceipt_t events[DIPX_MAX_HISTORY];
-    size_t n;
+    dipx_server_t *self;                      /* for the broker's id */
+    dipx_freceipt_t events[DIPX_MAX_HISTORY]; /* history, oldest first */
+    size_t n;                                 /* events collected */
 } s_track_t;
 
 static int
@@ -912,11 +911,11 @@ s_track_collect (const dipx_audit_t *rec, void *arg)
     memcpy (e->id, rec->id, DIPX_ID_BYTES);
     e->event = map[rec->event] - 1;
     e->at = rec->at;
-    const char *by = (rec->present & DIPX_AU_BY) ? rec->by
+    /* Who caused it: the recipient for a delivery, else whoever the record
+       names, else the broker itself.  */
+    const char *by = (rec->present & DIPX_AU_BY)         ? rec->by
                      : rec->event == DIPX_AUDIT_DELIVERED ? rec->to
-                     : rec->event == DIPX_AUDIT_ACCEPTED
-                         ? dipx_identity_id (t->self->identity)
-                         : dipx_identity_id (t->self->identity);
+                                                          : dipx_identity_id (t->self->identity);
     snprintf (e->by, sizeof e->by, "%s", by);
     e->code = (rec->present & DIPX_AU_CODE) ? rec->code : 0;
     if (rec->present & DIPX_AU_REASON)
@@ -940,7 +939,6 @@ s_handle_track (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it)
     if (!t)
         return DIPX_E_NOMEM;
     t->self = self;
-    t->it = it;
     rc = dipx_store_audit_for_id (txn, it->f.u.track.id, 4 * DIPX_MAX_HISTORY, s_track_collect, t);
     for (size_t i = 0; rc == 0 && i < t->n; i++) {
         dipx_frame_t f = {.cmd = DIPX_CMD_HISTORY};
