@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "dipx_bytes.h"
 #include "dipx_log.h"
 
 #define S_NDBS 11
@@ -60,35 +61,6 @@ struct dipx_txn_t {
 #define S_STATE_LEN 13
 
 /* --- byte helpers -------------------------------------------------------- */
-
-static void
-s_put64 (uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t) v;
-}
-
-static uint64_t
-s_get64 (const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static void
-s_put32 (uint8_t *p, uint32_t v)
-{
-    for (int i = 3; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t) v;
-}
-
-static uint32_t
-s_get32 (const uint8_t *p)
-{
-    return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
-}
 
 /*  Translates an LMDB result at the boundary.  */
 static int
@@ -148,11 +120,11 @@ dipx_store_decode_msg (const uint8_t *buf, size_t len, dipx_msgrec_t *out)
     memset (out, 0, sizeof *out);
     if (len < S_MSG_FIXED || buf[0] != 1)
         return DIPX_E_CORRUPT;
-    size_t fl = buf[1], tl = buf[2], el = s_get32 (buf + 20);
+    size_t fl = buf[1], tl = buf[2], el = dipx_get_be32 (buf + 20);
     if (el == 0 || el > DIPX_MAX_ENV || len != S_MSG_FIXED + fl + tl + el)
         return DIPX_E_CORRUPT;
-    out->accepted_at = s_get64 (buf + 4);
-    out->expires = s_get64 (buf + 12);
+    out->accepted_at = dipx_get_be64 (buf + 4);
+    out->expires = dipx_get_be64 (buf + 12);
     memcpy (out->id, buf + 24, DIPX_ID_BYTES);
     if (s_copy_agency (buf + S_MSG_FIXED, fl, out->from)
         || s_copy_agency (buf + S_MSG_FIXED + fl, tl, out->to))
@@ -169,8 +141,8 @@ s_decode_state (const MDB_val *v, dipx_msgrec_t *out)
     if (v->mv_size != S_STATE_LEN || p[0] < DIPX_MSG_QUEUED || p[0] > DIPX_MSG_DEAD)
         return DIPX_E_CORRUPT;
     out->state = p[0];
-    out->count = s_get32 (p + 1);
-    out->delivered_at = s_get64 (p + 5);
+    out->count = dipx_get_be32 (p + 1);
+    out->delivered_at = dipx_get_be64 (p + 5);
     return 0;
 }
 
@@ -186,8 +158,8 @@ dipx_store_decode_id (const uint8_t *buf, size_t len, dipx_idrec_t *out)
     if (len != S_ID_FIXED + fl + tl)
         return DIPX_E_CORRUPT;
     out->state = buf[1];
-    out->seq = s_get64 (buf + 4);
-    out->at = s_get64 (buf + 12);
+    out->seq = dipx_get_be64 (buf + 4);
+    out->at = dipx_get_be64 (buf + 12);
     memcpy (out->digest, buf + 20, sizeof out->digest);
     if (s_copy_agency (buf + S_ID_FIXED, fl, out->from)
         || s_copy_agency (buf + S_ID_FIXED + fl, tl, out->to))
@@ -204,8 +176,8 @@ s_put_id (dipx_txn_t *t, const uint8_t id[DIPX_ID_BYTES], const dipx_idrec_t *r)
     buf[1] = (uint8_t) r->state;
     buf[2] = (uint8_t) fl;
     buf[3] = (uint8_t) tl;
-    s_put64 (buf + 4, r->seq);
-    s_put64 (buf + 12, r->at);
+    dipx_put_be64 (buf + 4, r->seq);
+    dipx_put_be64 (buf + 12, r->at);
     memcpy (buf + 20, r->digest, sizeof r->digest);
     memcpy (buf + S_ID_FIXED, r->from, fl);
     memcpy (buf + S_ID_FIXED + fl, r->to, tl);
@@ -217,10 +189,10 @@ static int
 s_put_state (dipx_txn_t *t, uint64_t seq, int state, uint32_t count, uint64_t delivered_at)
 {
     uint8_t kb[8], vb[S_STATE_LEN];
-    s_put64 (kb, seq);
+    dipx_put_be64 (kb, seq);
     vb[0] = (uint8_t) state;
-    s_put32 (vb + 1, count);
-    s_put64 (vb + 5, delivered_at);
+    dipx_put_be32 (vb + 1, count);
+    dipx_put_be64 (vb + 5, delivered_at);
     MDB_val k = {8, kb}, v = {S_STATE_LEN, vb};
     return s_werr (t, mdb_put (t->txn, t->store->dbi[DB_MSTATE], &k, &v, 0));
 }
@@ -233,7 +205,7 @@ s_queue_key (uint8_t *buf, const char *agency, uint64_t seq)
     size_t n = strlen (agency);
     memcpy (buf, agency, n);
     buf[n] = 0;
-    s_put64 (buf + n + 1, seq);
+    dipx_put_be64 (buf + n + 1, seq);
     return n + 9;
 }
 
@@ -247,8 +219,8 @@ s_qstat_add (dipx_txn_t *t, const char *agency, int64_t dcount, int64_t dbytes)
     count = (uint64_t) ((int64_t) count + dcount);
     bytes = (uint64_t) ((int64_t) bytes + dbytes);
     uint8_t vb[16];
-    s_put64 (vb, count);
-    s_put64 (vb + 8, bytes);
+    dipx_put_be64 (vb, count);
+    dipx_put_be64 (vb + 8, bytes);
     MDB_val k = {strlen (agency), (void *) agency}, v = {16, vb};
     return s_werr (t, mdb_put (t->txn, t->store->dbi[DB_QSTAT], &k, &v, 0));
 }
@@ -343,7 +315,7 @@ s_meta_get (MDB_txn *txn, MDB_dbi dbi, const char *key)
     MDB_val k = {strlen (key), (void *) key}, v;
     if (mdb_get (txn, dbi, &k, &v) != 0 || v.mv_size != 8)
         return 0;
-    return s_get64 (v.mv_data);
+    return dipx_get_be64 (v.mv_data);
 }
 
 static int
@@ -406,7 +378,7 @@ static int
 s_meta_put (dipx_txn_t *t, const char *key, uint64_t value)
 {
     uint8_t vb[8];
-    s_put64 (vb, value);
+    dipx_put_be64 (vb, value);
     MDB_val k = {strlen (key), (void *) key}, v = {8, vb};
     return s_werr (t, mdb_put (t->txn, t->store->dbi[DB_META], &k, &v, 0));
 }
@@ -470,16 +442,16 @@ dipx_store_queue_stat (dipx_txn_t *t, const char *agency, uint64_t *count, uint6
         return rc;
     if (v.mv_size != 16)
         return DIPX_E_CORRUPT;
-    *count = s_get64 (v.mv_data);
-    *bytes = s_get64 ((const uint8_t *) v.mv_data + 8);
+    *count = dipx_get_be64 (v.mv_data);
+    *bytes = dipx_get_be64 ((const uint8_t *) v.mv_data + 8);
     return 0;
 }
 
 static int
 s_expiry_key (uint8_t kb[16], uint64_t expires, uint64_t seq)
 {
-    s_put64 (kb, expires);
-    s_put64 (kb + 8, seq);
+    dipx_put_be64 (kb, expires);
+    dipx_put_be64 (kb + 8, seq);
     return 16;
 }
 
@@ -494,7 +466,7 @@ dipx_store_enqueue (dipx_txn_t *t, const dipx_envelope_t *env, const uint8_t *ra
         return DIPX_E_INVAL;
     uint64_t s = t->seq + 1;
     uint8_t kb[DIPX_MAX_AGENCY_ID + 9];
-    s_put64 (kb, s);
+    dipx_put_be64 (kb, s);
     MDB_val k = {8, kb}, v = {S_MSG_FIXED + fl + tl + raw_len, NULL};
     /* MDB_RESERVE: LMDB gives us the space and we write the record in place,
        saving a copy of the envelope.  */
@@ -506,9 +478,9 @@ dipx_store_enqueue (dipx_txn_t *t, const dipx_envelope_t *env, const uint8_t *ra
     p[1] = (uint8_t) fl;
     p[2] = (uint8_t) tl;
     p[3] = 0;
-    s_put64 (p + 4, now);
-    s_put64 (p + 12, h->expires);
-    s_put32 (p + 20, (uint32_t) raw_len);
+    dipx_put_be64 (p + 4, now);
+    dipx_put_be64 (p + 12, h->expires);
+    dipx_put_be32 (p + 20, (uint32_t) raw_len);
     memcpy (p + 24, h->id, DIPX_ID_BYTES);
     memcpy (p + S_MSG_FIXED, h->from, fl);
     memcpy (p + S_MSG_FIXED + fl, h->to, tl);
@@ -517,7 +489,7 @@ dipx_store_enqueue (dipx_txn_t *t, const dipx_envelope_t *env, const uint8_t *ra
         return rc;
 
     uint8_t qb[4];
-    s_put32 (qb, (uint32_t) raw_len);
+    dipx_put_be32 (qb, (uint32_t) raw_len);
     MDB_val qk = {s_queue_key (kb, h->to, s), kb}, qv = {4, qb};
     if ((rc = s_werr (t, mdb_put (t->txn, t->store->dbi[DB_QUEUE], &qk, &qv, 0))))
         return rc;
@@ -545,7 +517,7 @@ int
 dipx_store_msg_get (dipx_txn_t *t, uint64_t seq, dipx_msgrec_t *out)
 {
     uint8_t kb[8];
-    s_put64 (kb, seq);
+    dipx_put_be64 (kb, seq);
     MDB_val k = {8, kb}, v, sv;
     memset (out, 0, sizeof *out); /* out->env tells "found" below */
     int rc = s_err (mdb_get (t->txn, t->store->dbi[DB_MSGS], &k, &v));
@@ -580,7 +552,7 @@ dipx_store_queue_next (dipx_txn_t *t, const char *agency, uint64_t after, dipx_m
             || ((const uint8_t *) k.mv_data)[n] != 0)
             rc = DIPX_E_NOT_FOUND;
         else
-            seq = s_get64 ((const uint8_t *) k.mv_data + n + 1);
+            seq = dipx_get_be64 ((const uint8_t *) k.mv_data + n + 1);
     }
     mdb_cursor_close (cur);
     if (rc)
@@ -630,21 +602,30 @@ s_set_id_state (dipx_txn_t *t, const uint8_t id[DIPX_ID_BYTES], int state)
     return s_put_id (t, id, &ir);
 }
 
+/*  Takes queued message seq out of its queue (for an ack or a dead letter):
+    fills *m (its scalar fields stay valid) and id.  */
+static int
+s_take_queued (dipx_txn_t *t, uint64_t seq, dipx_msgrec_t *m, uint8_t id[DIPX_ID_BYTES])
+{
+    int rc = dipx_store_msg_get (t, seq, m);
+    if (rc)
+        return rc;
+    if (m->state != DIPX_MSG_QUEUED)
+        return DIPX_E_STATE;
+    memcpy (id, m->id, DIPX_ID_BYTES);
+    return s_dequeue (t, m);
+}
+
 int
 dipx_store_msg_acked (dipx_txn_t *t, uint64_t seq)
 {
     dipx_msgrec_t m;
-    int rc = dipx_store_msg_get (t, seq, &m);
+    uint8_t id[DIPX_ID_BYTES];
+    int rc = s_take_queued (t, seq, &m, id);
     if (rc)
         return rc;
-    if (m.state != DIPX_MSG_QUEUED)
-        return DIPX_E_STATE;
-    uint8_t id[DIPX_ID_BYTES];
-    memcpy (id, m.id, sizeof id);
-    if ((rc = s_dequeue (t, &m)))
-        return rc;
     uint8_t kb[8];
-    s_put64 (kb, seq);
+    dipx_put_be64 (kb, seq);
     MDB_val k = {8, kb};
     if ((rc = s_werr (t, mdb_del (t->txn, t->store->dbi[DB_MSGS], &k, NULL)))
         || (rc = s_werr (t, mdb_del (t->txn, t->store->dbi[DB_MSTATE], &k, NULL))))
@@ -656,22 +637,15 @@ int
 dipx_store_msg_dead (dipx_txn_t *t, uint64_t seq, uint64_t now, int code, const char *reason)
 {
     dipx_msgrec_t m;
-    int rc = dipx_store_msg_get (t, seq, &m);
-    if (rc)
-        return rc;
-    if (m.state != DIPX_MSG_QUEUED)
-        return DIPX_E_STATE;
     uint8_t id[DIPX_ID_BYTES];
-    memcpy (id, m.id, sizeof id);
-    uint32_t count = m.count;
-    uint64_t delivered_at = m.delivered_at;
-    if ((rc = s_dequeue (t, &m)) || (rc = s_put_state (t, seq, DIPX_MSG_DEAD, count, delivered_at)))
+    int rc = s_take_queued (t, seq, &m, id);
+    if (rc || (rc = s_put_state (t, seq, DIPX_MSG_DEAD, m.count, m.delivered_at)))
         return rc;
     size_t rl = strnlen (reason, DIPX_MAX_REASON);
     uint8_t kb[8], vb[17 + DIPX_MAX_REASON];
-    s_put64 (kb, seq);
-    s_put64 (vb, now);
-    s_put64 (vb + 8, (uint64_t) (code < 0 ? -code : code)); /* the wire code, positive */
+    dipx_put_be64 (kb, seq);
+    dipx_put_be64 (vb, now);
+    dipx_put_be64 (vb + 8, (uint64_t) (code < 0 ? -code : code)); /* the wire code, positive */
     vb[16] = (uint8_t) (rl > 255 ? 255 : rl);
     memcpy (vb + 17, reason, vb[16]);
     MDB_val k = {8, kb}, v = {17u + vb[16], vb};
@@ -690,13 +664,13 @@ dipx_store_msg_redrive (dipx_txn_t *t, uint64_t seq)
     if (m.state != DIPX_MSG_DEAD)
         return DIPX_E_STATE;
     uint8_t kb[DIPX_MAX_AGENCY_ID + 9], eb[16], qb[4];
-    s_put64 (kb, seq);
+    dipx_put_be64 (kb, seq);
     MDB_val k = {8, kb};
     if ((rc = s_werr (t, mdb_del (t->txn, t->store->dbi[DB_DEAD], &k, NULL))))
         return rc == DIPX_E_NOT_FOUND ? DIPX_E_CORRUPT : rc;
     if ((rc = s_put_state (t, seq, DIPX_MSG_QUEUED, 0, 0)))
         return rc;
-    s_put32 (qb, (uint32_t) m.env_len);
+    dipx_put_be32 (qb, (uint32_t) m.env_len);
     MDB_val qk = {s_queue_key (kb, m.to, seq), kb}, qv = {4, qb};
     if ((rc = s_werr (t, mdb_put (t->txn, t->store->dbi[DB_QUEUE], &qk, &qv, 0)))
         || (rc = s_qstat_add (t, m.to, 1, (int64_t) m.env_len)))
@@ -716,7 +690,7 @@ dipx_store_dead_next (dipx_txn_t *t, uint64_t after, dipx_msgrec_t *msg, uint64_
     uint8_t kb[8];
     if (after == UINT64_MAX)
         return DIPX_E_NOT_FOUND;
-    s_put64 (kb, after + 1);
+    dipx_put_be64 (kb, after + 1);
     MDB_val k = {8, kb}, v;
     MDB_cursor *cur;
     int rc = s_err (mdb_cursor_open (t->txn, t->store->dbi[DB_DEAD], &cur));
@@ -729,9 +703,9 @@ dipx_store_dead_next (dipx_txn_t *t, uint64_t after, dipx_msgrec_t *msg, uint64_
         if (k.mv_size != 8 || v.mv_size < 17 || v.mv_size != 17u + p[16])
             rc = DIPX_E_CORRUPT;
         else {
-            seq = s_get64 (k.mv_data);
-            *at = s_get64 (p);
-            *code = s_get64 (p + 8);
+            seq = dipx_get_be64 (k.mv_data);
+            *at = dipx_get_be64 (p);
+            *code = dipx_get_be64 (p + 8);
             memcpy (reason, p + 17, p[16]);
             reason[p[16]] = 0;
         }
@@ -755,10 +729,10 @@ dipx_store_expired_next (dipx_txn_t *t, uint64_t now, dipx_msgrec_t *out)
     if (rc == 0) {
         if (k.mv_size != 16)
             rc = DIPX_E_CORRUPT;
-        else if (s_get64 (k.mv_data) > now)
+        else if (dipx_get_be64 (k.mv_data) > now)
             rc = DIPX_E_NOT_FOUND;
         else
-            seq = s_get64 ((const uint8_t *) k.mv_data + 8);
+            seq = dipx_get_be64 ((const uint8_t *) k.mv_data + 8);
     }
     mdb_cursor_close (cur);
     if (rc == 0)
@@ -778,20 +752,20 @@ dipx_store_audit (dipx_txn_t *t, dipx_audit_t *rec)
     if (rc)
         return rc;
     uint8_t kb[DIPX_SUBJ_BYTES + 8];
-    s_put64 (kb, rec->seq);
+    dipx_put_be64 (kb, rec->seq);
     MDB_val k = {8, kb}, v = {len, buf};
     rc = s_werr (t, mdb_put (t->txn, t->store->dbi[DB_AUDIT], &k, &v, MDB_APPEND));
     free (buf);
     MDB_val e = {0, NULL};
     if (rc == 0 && (rec->present & DIPX_AU_ID)) {
         memcpy (kb, rec->id, DIPX_ID_BYTES);
-        s_put64 (kb + DIPX_ID_BYTES, rec->seq);
+        dipx_put_be64 (kb + DIPX_ID_BYTES, rec->seq);
         MDB_val ik = {DIPX_ID_BYTES + 8, kb};
         rc = s_werr (t, mdb_put (t->txn, t->store->dbi[DB_AUD_ID], &ik, &e, 0));
     }
     if (rc == 0 && (rec->present & DIPX_AU_SUBJ)) {
         memcpy (kb, rec->subj, DIPX_SUBJ_BYTES);
-        s_put64 (kb + DIPX_SUBJ_BYTES, rec->seq);
+        dipx_put_be64 (kb + DIPX_SUBJ_BYTES, rec->seq);
         MDB_val sk = {DIPX_SUBJ_BYTES + 8, kb};
         rc = s_werr (t, mdb_put (t->txn, t->store->dbi[DB_AUD_SUB], &sk, &e, 0));
     }
@@ -806,7 +780,7 @@ int
 dipx_store_audit_get (dipx_txn_t *t, uint64_t seq, dipx_audit_t *rec)
 {
     uint8_t kb[8];
-    s_put64 (kb, seq);
+    dipx_put_be64 (kb, seq);
     MDB_val k = {8, kb}, v;
     int rc = s_err (mdb_get (t->txn, t->store->dbi[DB_AUDIT], &k, &v));
     if (rc)
@@ -835,7 +809,7 @@ dipx_store_audit_for_id (dipx_txn_t *t, const uint8_t id[DIPX_ID_BYTES], size_t 
         if (k.mv_size != sizeof kb || memcmp (k.mv_data, id, DIPX_ID_BYTES) != 0)
             break;
         dipx_audit_t rec;
-        rc = dipx_store_audit_get (t, s_get64 ((const uint8_t *) k.mv_data + DIPX_ID_BYTES), &rec);
+        rc = dipx_store_audit_get (t, dipx_get_be64 ((const uint8_t *) k.mv_data + DIPX_ID_BYTES), &rec);
         if (rc == 0)
             rc = fn (&rec, arg);
         if (rc)

@@ -67,6 +67,7 @@
 
 #include "dipx.h"
 #include "dipx_client_internal.h"
+#include "dipx_log_cb.h"
 #include "dipx_envelope.h"
 #include "dipx_frame.h"
 #include "dipx_identity.h"
@@ -212,21 +213,8 @@ struct dipx_client_t {
 /* ---------------------------------------------------------------------------
    Small helpers */
 
-static void s_log (const dipx_client_t *self, int level, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static void
-s_log (const dipx_client_t *self, int level, const char *fmt, ...)
-{
-    if (!self->log)
-        return;
-    char line[512];
-    va_list ap;
-    va_start (ap, fmt);
-    vsnprintf (line, sizeof line, fmt, ap);
-    va_end (ap);
-    self->log (level, line, self->log_arg);
-}
+/*  Logs through the application's callback, if any.  */
+#define s_log(self, level, ...) dipx__log_cb ((self)->log, (self)->log_arg, level, __VA_ARGS__)
 
 static int
 s_ring_init (s_ring_t *r, size_t cap)

@@ -40,6 +40,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dipx_bytes.h"
+#include "dipx_log_cb.h"
+
 /*  Entry value: format byte, message id, envelope.  */
 #define S_FORMAT 1
 #define S_HEAD (1 + DIPX_ID_BYTES)
@@ -61,37 +64,8 @@ struct dipx__outbox_t {
     void *log_arg;     /* its argument */
 };
 
-static void s_log (const dipx__outbox_t *self, int level, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static void
-s_log (const dipx__outbox_t *self, int level, const char *fmt, ...)
-{
-    if (!self->log)
-        return;
-    char line[512];
-    va_list ap;
-    va_start (ap, fmt);
-    vsnprintf (line, sizeof line, fmt, ap);
-    va_end (ap);
-    self->log (level, line, self->log_arg);
-}
-
-static void
-s_put64 (uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t) v;
-}
-
-static uint64_t
-s_get64 (const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
+/*  Logs through the application's callback, if any.  */
+#define s_log(self, level, ...) dipx__log_cb ((self)->log, (self)->log_arg, level, __VA_ARGS__)
 
 /*  Translates an LMDB (or errno) result at the boundary.  */
 static int
@@ -228,7 +202,7 @@ s_open_txn (dipx__outbox_t *self, MDB_txn *txn, void *arg)
         return rc;
     rc = mdb_cursor_get (cur, &k, &v, MDB_LAST);
     if (rc == 0 && k.mv_size == 8)
-        o->end = s_get64 (k.mv_data) + 1;
+        o->end = dipx_get_be64 (k.mv_data) + 1;
     else if (rc == 0)
         rc = MDB_CORRUPTED; /* not a key this module wrote */
     else if (rc == MDB_NOTFOUND)
@@ -345,7 +319,7 @@ s_put_txn (dipx__outbox_t *self, MDB_txn *txn, void *arg)
 {
     const s_put_t *p = (const s_put_t *) arg;
     uint8_t kb[8];
-    s_put64 (kb, self->end);
+    dipx_put_be64 (kb, self->end);
     MDB_val k = {8, kb}, v = {S_HEAD + p->env_len, NULL};
     /* MDB_RESERVE: the entry is written in place, not copied twice.  */
     int rc = mdb_put (txn, self->entries, &k, &v, MDB_APPEND | MDB_RESERVE);
@@ -394,7 +368,7 @@ s_del_txn (dipx__outbox_t *self, MDB_txn *txn, void *arg)
     d->deleted = 0;
     for (size_t i = 0; i < d->n; i++) {
         uint8_t kb[8];
-        s_put64 (kb, d->keys[i]);
+        dipx_put_be64 (kb, d->keys[i]);
         MDB_val k = {8, kb};
         int rc = mdb_del (txn, self->entries, &k, NULL);
         if (rc == 0)
@@ -433,7 +407,7 @@ dipx__outbox_scan (dipx__outbox_t *self, uint64_t *from, dipx__outbox_entry_fn *
     if (rc == 0)
         rc = mdb_cursor_open (txn, self->entries, &cur);
     uint8_t kb[8];
-    s_put64 (kb, *from);
+    dipx_put_be64 (kb, *from);
     MDB_val k = {8, kb}, v;
     if (rc == 0)
         rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
@@ -442,7 +416,7 @@ dipx__outbox_scan (dipx__outbox_t *self, uint64_t *from, dipx__outbox_entry_fn *
             rc = MDB_CORRUPTED; /* no key of ours: the order is lost */
             break;
         }
-        uint64_t key = s_get64 (k.mv_data);
+        uint64_t key = dipx_get_be64 (k.mv_data);
         const uint8_t *d = (const uint8_t *) v.mv_data;
         if (v.mv_size <= S_HEAD || v.mv_size > S_HEAD + DIPX_MAX_ENV || d[0] != S_FORMAT) {
             s_log (self, DIPX_LOG_ERROR,
