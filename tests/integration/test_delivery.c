@@ -43,6 +43,7 @@ s_start (const char *extra)
     assert_int_equal (harness_init (h, extra), 0);
     assert_non_null (harness_add (h, "police.test", DIPX_AGENCY_POLICE, DIPX_STATUS_ACTIVE));
     assert_non_null (harness_add (h, "cjit.test", DIPX_AGENCY_CJIT, DIPX_STATUS_ACTIVE));
+    assert_non_null (harness_add (h, "cjit.other", DIPX_AGENCY_CJIT, DIPX_STATUS_ACTIVE));
     assert_int_equal (harness_start (h), 0);
     return h;
 }
@@ -254,6 +255,27 @@ test_queue_cap_refuses_never_drops (void **state)
     assert_int_equal (dipx_client_send (police, &m, "q", 1, WAIT_MS, NULL), 0);
     dipx_client_destroy (&police);
     dipx_client_destroy (&cjit);
+    s_end (h);
+}
+
+/*  The byte cap: 1 MiB queued for one recipient, then queue_full.  */
+static void
+test_queue_byte_cap (void **state)
+{
+    (void) state;
+    harness_t *h = s_start ("queue_max_mb = 1");
+    dipx_client_t *police = s_client (h, "police.test", 0);
+    dipx_send_t m = s_msg ();
+    static uint8_t body[100000];
+    int n = 0, rc;
+    while ((rc = dipx_client_send (police, &m, body, sizeof body, WAIT_MS, NULL)) == 0)
+        n++;
+    assert_int_equal (rc, DIPX_E_QUEUE_FULL);
+    assert_true (n >= 9 && n <= 10); /* 10 envelopes of ~100 KB fill 1 MiB */
+    /* Small messages to another recipient are unaffected.  */
+    m.to = "cjit.other";
+    assert_int_equal (dipx_client_send (police, &m, "small", 5, WAIT_MS, NULL), 0);
+    dipx_client_destroy (&police);
     s_end (h);
 }
 
@@ -505,6 +527,7 @@ main (void)
         cmocka_unit_test (test_dead_letter_and_redrive),
         cmocka_unit_test (test_expiry_dead_letters_and_notifies),
         cmocka_unit_test (test_queue_cap_refuses_never_drops),
+        cmocka_unit_test (test_queue_byte_cap),
         cmocka_unit_test (test_dedup_across_restart),
         cmocka_unit_test (test_receipts_outcome_and_track),
         cmocka_unit_test (test_storage_full),
