@@ -208,10 +208,11 @@ s_undo_drop (dipx_server_t *self)
     self->nundo = 0;
 }
 
-/*  Restores every session touched this turn. The flight array is resized to
-    the saved window if HELLO changed it.  */
+/*  Restores every session touched this turn, and the want list to its first
+    keep_want entries. The flight array is resized to the saved window if
+    HELLO changed it.  */
 static void
-s_undo_apply (dipx_server_t *self)
+s_undo_apply (dipx_server_t *self, size_t keep_want)
 {
     for (size_t i = self->nundo; i-- > 0;) {
         s_undo_t *u = &self->undo[i];
@@ -231,11 +232,12 @@ s_undo_apply (dipx_server_t *self)
         s->undo_turn = 0;
     }
     s_undo_drop (self);
-    /* The want list may name sessions whose flag was restored: rebuild it
-       from scratch on the next turn.  */
+    /* The want list goes back to what it was before the attempt: sessions
+       added by it are dropped, those already on it stay.  */
     for (size_t i = 0; i < self->nwant; i++)
-        self->want[i]->in_want = false;
-    self->nwant = 0;
+        self->want[i]->in_want = i < keep_want;
+    if (self->nwant > keep_want)
+        self->nwant = keep_want;
 }
 
 static void
@@ -381,7 +383,7 @@ s_pending_audit (dipx_server_t *self, const dipx_audit_t *rec)
     tells the sender.  */
 static int
 s_dead_letter (dipx_server_t *self, dipx_txn_t *txn, const dipx_msgrec_t *m, uint64_t now,
-               int audit_event, int code, const char *reason, const char *by)
+               int audit_event, int receipt_event, int code, const char *reason, const char *by)
 {
     dipx_audit_t rec;
     char from[DIPX_MAX_AGENCY_ID + 1], to[DIPX_MAX_AGENCY_ID + 1];
@@ -427,10 +429,7 @@ s_dead_letter (dipx_server_t *self, dipx_txn_t *txn, const dipx_msgrec_t *m, uin
         s_flight_remove (s, seq);
         s_want (self, s);
     }
-    int ev = audit_event == DIPX_AUDIT_EXPIRED    ? DIPX_EVENT_EXPIRED
-             : audit_event == DIPX_AUDIT_REJECTED ? DIPX_EVENT_REJECTED
-                                                  : DIPX_EVENT_DEAD_LETTERED;
-    return s_receipt (self, from, id, ev, by, now, code, reason, count);
+    return s_receipt (self, from, id, receipt_event, by, now, code, reason, count);
 }
 
 /*  Plans one delivery of a queued message to session s.  */
@@ -442,19 +441,35 @@ s_deliver (dipx_server_t *self, dipx_txn_t *txn, s_session_t *s, const dipx_msgr
     if (m->count >= self->cfg.max_deliveries) {
         char reason[96];
         snprintf (reason, sizeof reason, "not acknowledged after %u deliveries", m->count);
-        return s_dead_letter (self, txn, m, now, DIPX_AUDIT_DEAD_LETTERED, DIPX_E_UNDELIVERED, reason,
+        return s_dead_letter (self, txn, m, now, DIPX_AUDIT_DEAD_LETTERED, DIPX_EVENT_DEAD_LETTERED,
+                              DIPX_E_UNDELIVERED, reason,
                               dipx_identity_id (self->identity));
     }
     dipx_envelope_t env;
     if (dipx_envelope_decode (m->env, m->env_len, &env) != 0) {
         dipx_log_error ("store: message %llu does not decode; dead-lettered",
                         (unsigned long long) m->seq);
-        return s_dead_letter (self, txn, m, now, DIPX_AUDIT_DEAD_LETTERED, DIPX_E_STORAGE,
+        return s_dead_letter (self, txn, m, now, DIPX_AUDIT_DEAD_LETTERED, DIPX_EVENT_DEAD_LETTERED,
+                              DIPX_E_STORAGE,
                               "stored envelope is corrupt", dipx_identity_id (self->identity));
     }
-    uint32_t count;
-    if ((rc = s_touch (self, s)) || (rc = dipx_store_msg_delivered (txn, m->seq, now, &count)))
+    /* Encode the DELIVER first: m->env points into LMDB's map, and is not to
+       be read after the writes below (a spill of dirty pages frees it).  */
+    uint32_t count = m->count + 1;
+    dipx_frame_t f = {.cmd = DIPX_CMD_DELIVER};
+    f.u.deliver.seq = m->seq;
+    f.u.deliver.count = count;
+    f.u.deliver.env.ptr = m->env;
+    f.u.deliver.env.len = m->env_len;
+    if ((rc = s_touch (self, s))
+        || (rc = s_out_push (self, s->rid, s->rid_len, &f, true, s->agency, m->seq)))
         return rc;
+    memcpy (self->out[self->nout - 1].id, m->id, DIPX_ID_BYTES);
+    uint32_t stored;
+    if ((rc = dipx_store_msg_delivered (txn, m->seq, now, &stored)))
+        return rc;
+    if (stored != count)
+        return DIPX_E_CORRUPT; /* the record changed under us: cannot happen */
     dipx_audit_t rec;
     dipx_audit_init (&rec, DIPX_AUDIT_DELIVERED, now);
     dipx_audit_set_header (&rec, &env.h);
@@ -463,15 +478,6 @@ s_deliver (dipx_server_t *self, dipx_txn_t *txn, s_session_t *s, const dipx_msgr
     rec.present |= DIPX_AU_MSG_SEQ | DIPX_AU_COUNT;
     if ((rc = dipx_store_audit (txn, &rec)))
         return rc;
-    dipx_frame_t f = {.cmd = DIPX_CMD_DELIVER};
-    f.u.deliver.seq = m->seq;
-    f.u.deliver.count = count;
-    f.u.deliver.env.ptr = m->env;
-    f.u.deliver.env.len = m->env_len;
-    /* Encoding copies the envelope out of LMDB's map before the commit.  */
-    if ((rc = s_out_push (self, s->rid, s->rid_len, &f, true, s->agency, m->seq)))
-        return rc;
-    memcpy (self->out[self->nout - 1].id, m->id, DIPX_ID_BYTES);
     s_flight_t *fl = s_flight_find (s, m->seq);
     if (!fl && s->nflight < s->window)
         fl = &s->flight[s->nflight++];
@@ -505,7 +511,8 @@ s_fill (dipx_server_t *self, dipx_txn_t *txn, s_session_t *s, uint64_t now, uint
             continue;
         }
         if (m.expires <= now) {
-            if ((rc = s_dead_letter (self, txn, &m, now, DIPX_AUDIT_EXPIRED, DIPX_E_EXPIRED,
+            if ((rc = s_dead_letter (self, txn, &m, now, DIPX_AUDIT_EXPIRED, DIPX_EVENT_EXPIRED,
+                                     DIPX_E_EXPIRED,
                                      "expired before delivery",
                                      dipx_identity_id (self->identity))))
                 return rc;
@@ -863,12 +870,13 @@ s_handle_outcome (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t n
         if ((rc = s_audit_signed (txn, DIPX_AUDIT_REJECTED, &ir, o->id, it->agency, o->sig, o->at,
                                   m.count, reason, now)))
             return rc;
-        if ((rc = s_receipt (self, ir.from, o->id, DIPX_EVENT_REJECTED, it->agency, now, 0, reason,
-                             m.count)))
-            return rc;
+        /* One receipt: REJECTED, with code recipient_rejected and the reason
+           (PROTOCOL.md 5.5); the audit log has both the signed rejection and
+           the dead-lettering.  */
         char why[DIPX_MAX_REASON + 1];
         snprintf (why, sizeof why, "rejected by recipient: %s", reason ? reason : "");
-        return s_dead_letter (self, txn, &m, now, DIPX_AUDIT_DEAD_LETTERED, DIPX_E_RECIPIENT_REJECTED, why,
+        return s_dead_letter (self, txn, &m, now, DIPX_AUDIT_DEAD_LETTERED, DIPX_EVENT_REJECTED,
+                              DIPX_E_RECIPIENT_REJECTED, why,
                               it->agency);
     }
     if (ir.state != DIPX_MSG_ACKED)
@@ -1112,7 +1120,8 @@ s_housekeep (dipx_server_t *self, dipx_txn_t *txn, uint64_t now, uint64_t mono)
             break;
         if (rc)
             return rc;
-        if ((rc = s_dead_letter (self, txn, &m, now, DIPX_AUDIT_EXPIRED, DIPX_E_EXPIRED,
+        if ((rc = s_dead_letter (self, txn, &m, now, DIPX_AUDIT_EXPIRED, DIPX_EVENT_EXPIRED,
+                                     DIPX_E_EXPIRED,
                                  "expired before it was acknowledged",
                                  dipx_identity_id (self->identity))))
             return rc;
@@ -1142,9 +1151,12 @@ s_housekeep (dipx_server_t *self, dipx_txn_t *txn, uint64_t now, uint64_t mono)
                 dipx_msgrec_t m;
                 rc = dipx_store_msg_get (txn, s->flight[i].seq, &m);
                 if (rc == 0 && m.state == DIPX_MSG_QUEUED) {
+                    uint32_t before = s->nflight;
                     if ((rc = s_deliver (self, txn, s, &m, now, mono)))
                         return rc;
                     budget--;
+                    if (s->nflight < before)
+                        i--; /* dead-lettered: slot i now holds another entry */
                 } else if (rc == 0 || rc == DIPX_E_NOT_FOUND) {
                     if ((rc = s_touch (self, s)))
                         return rc;
@@ -1280,7 +1292,9 @@ s_turn (dipx_server_t *self, long timeout_ms)
         {self->router, 0, ZMQ_POLLIN, 0},
         {dipx_auth_socket (self->auth), 0, ZMQ_POLLIN, 0},
     };
-    if (self->nwant || self->npending)
+    /* Pending audit records are written at once, unless storage is full
+       (then the next frame or timer brings them, rather than a spin).  */
+    if (self->nwant || (self->npending && !self->storage_full))
         timeout_ms = 0;
     if (zmq_poll (items, 2, timeout_ms) < 0)
         return zmq_errno () == EINTR ? 0 : DIPX_E_ZMQ;
@@ -1298,13 +1312,16 @@ s_turn (dipx_server_t *self, long timeout_ms)
     if (self->nitems == 0 && self->nwant == 0 && self->npending == 0 && !housekeep)
         return 0;
     int rc = 0;
+    size_t keep_want = self->nwant;
+    uint64_t epoch = self->redrive_epoch;
     for (self->degraded = 0; self->degraded <= 2; self->degraded++) {
         self->turn++;
         rc = s_transact (self, housekeep, now, mono);
         if (rc == 0)
             break;
         s_out_drop (self);
-        s_undo_apply (self);
+        s_undo_apply (self, keep_want);
+        self->redrive_epoch = epoch; /* the cursor resets were undone too */
         if (self->degraded == 0 && rc == DIPX_E_STORAGE_FULL && !self->storage_full)
             dipx_log_error ("storage full: refusing new messages until space returns");
         if (self->degraded == 0)
@@ -1607,6 +1624,11 @@ dipx_server_run (dipx_server_t *self, volatile sig_atomic_t *stop,
     }
     /* Write what is pending (auth refusals, undeliverable) before leaving.  */
     if (self->npending) {
+        /* Only the pending records: planning deliveries now would commit
+           deliveries that are never sent.  */
+        for (size_t i = 0; i < self->nwant; i++)
+            self->want[i]->in_want = false;
+        self->nwant = 0;
         self->turn++;
         s_transact (self, false, dipx_now_ms (), dipx_mono_ms ());
         s_out_drop (self);

@@ -362,6 +362,8 @@ test_readdressed_refused_by_recipient (void **state)
         while (!rejected && dipx_client_receipt (sender, 0, &rc) == 0) {
             assert_memory_equal (rc.id, hd.id, 16);
             rejected = rc.event == DIPX_EVENT_REJECTED;
+            if (rejected) /* one receipt, carrying why it went to the dead letters */
+                assert_int_equal (rc.code, DIPX_E_RECIPIENT_REJECTED);
         }
     }
     assert_true (rejected);
