@@ -157,11 +157,16 @@ dipx_auth_handle (dipx_auth_t *self, dipx_auth_event_t *ev)
                 snprintf (ev->why, sizeof ev->why, "agency revoked");
         }
     }
-    if (kept >= 2 && rc == 0) {
+    if (kept >= 1 && rc == 0) {
+        /* A REP socket must answer before it can take the next request, so
+           even a request without an id gets a (refusing) reply.  */
+        zmq_msg_t no_id;
+        zmq_msg_init (&no_id);
         char status[4];
         snprintf (status, sizeof status, "%d", ev->status);
-        rc = s_reply (self->sock, &parts[1], status, ev->admitted ? "OK" : ev->why,
-                      ev->admitted ? ev->agency : "");
+        rc = s_reply (self->sock, kept >= 2 ? &parts[1] : &no_id, status,
+                      ev->admitted ? "OK" : ev->why, ev->admitted ? ev->agency : "");
+        zmq_msg_close (&no_id);
     }
     for (int i = 0; i < kept; i++)
         zmq_msg_close (&parts[i]);
