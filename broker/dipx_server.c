@@ -967,12 +967,30 @@ s_handle_track (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it)
     return rc;
 }
 
+/*  Rate limit for records of refused input (bad keys, malformed frames), so
+    a flood cannot fill the audit log and with it the store; the number not
+    audited is carried in the next auth record.  */
+static bool
+s_audit_allowed (dipx_server_t *self, uint64_t now)
+{
+    if (now / 1000 != self->bucket_ms) {
+        self->bucket_ms = now / 1000;
+        self->bucket_used = 0;
+    }
+    if (self->bucket_used >= self->cfg.auth_audit_per_sec) {
+        self->suppressed++;
+        return false;
+    }
+    self->bucket_used++;
+    return true;
+}
+
 static int
 s_handle_item (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t now)
 {
     if (it->rc) {
         int rc = s_reply_error (self, it, it->rc, it->f.cmd, it->why);
-        if (rc || self->degraded == 2)
+        if (rc || self->degraded == 2 || !s_audit_allowed (self, now))
             return rc;
         dipx_audit_t rec;
         dipx_audit_init (&rec, DIPX_AUDIT_PROTOCOL, now);
@@ -1240,6 +1258,7 @@ s_send_out (dipx_server_t *self, uint64_t now)
     s_out_drop (self);
 }
 
+
 static void
 s_auth_events (dipx_server_t *self, uint64_t now)
 {
@@ -1251,17 +1270,8 @@ s_auth_events (dipx_server_t *self, uint64_t now)
         }
         if (ev.admitted)
             continue;
-        /* Rate-limited, so a flood of bad keys cannot fill the audit log;
-           the number not audited is carried in the next record.  */
-        if (now / 1000 != self->bucket_ms) {
-            self->bucket_ms = now / 1000;
-            self->bucket_used = 0;
-        }
-        if (self->bucket_used >= self->cfg.auth_audit_per_sec) {
-            self->suppressed++;
+        if (!s_audit_allowed (self, now))
             continue;
-        }
-        self->bucket_used++;
         dipx_audit_t rec;
         dipx_audit_init (&rec, DIPX_AUDIT_AUTH_REFUSED, now);
         snprintf (rec.key, sizeof rec.key, "%s", ev.key);

@@ -17,6 +17,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <zmq.h>
+
+#include "dipx_envelope.h"
 #include "dipx_registry.h"
 #include "harness.h"
 
@@ -140,6 +143,40 @@ test_garbage_data_file (void **state)
     free (h);
 }
 
+/*  An authenticated agency sending junk gets an ERROR for every frame, but
+    cannot fill the audit log (and with it the store): protocol records are
+    rate-limited like refused connections.  */
+static void
+test_junk_frames_rate_limited (void **state)
+{
+    (void) state;
+    harness_t *h = calloc (1, sizeof *h);
+    assert_non_null (h);
+    assert_int_equal (harness_init (h, "auth_audit_per_sec = 5"), 0);
+    assert_non_null (harness_add (h, "police.test", DIPX_AGENCY_POLICE, DIPX_STATUS_ACTIVE));
+    assert_int_equal (harness_start (h), 0);
+    void *ctx = zmq_ctx_new ();
+    void *raw = harness_raw (h, ctx, "police.test");
+    assert_non_null (raw);
+    enum { N = 200 };
+    for (int i = 0; i < N; i++)
+        assert_int_equal (zmq_send (raw, "\xc1", 1, 0), 1);
+    uint8_t buf[1024];
+    uint64_t t0 = dipx_now_ms ();
+    for (int i = 0; i < N; i++)
+        assert_true (harness_raw_recv (raw, buf, sizeof buf, WAIT_MS) > 0);
+    uint64_t secs = (dipx_now_ms () - t0) / 1000 + 2;
+    zmq_close (raw);
+    zmq_ctx_term (ctx);
+    harness_stop (h, SIGTERM);
+    int audited = harness_audit_count (h, "\"ev\":\"protocol\"", NULL);
+    printf ("junk: %d frames answered, %d audited\n", N, audited);
+    assert_true (audited >= 1);
+    assert_true (audited <= (int) (5 * secs));
+    harness_fini (h);
+    free (h);
+}
+
 int
 main (void)
 {
@@ -150,6 +187,7 @@ main (void)
         cmocka_unit_test (test_corrupt_key_file),
         cmocka_unit_test (test_truncated_data_file),
         cmocka_unit_test (test_garbage_data_file),
+        cmocka_unit_test (test_junk_frames_rate_limited),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
