@@ -1,9 +1,9 @@
 /*  harness.c - see harness.h.  */
+#include "testutil.h"
 #include "harness.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -35,9 +35,7 @@ int
 harness_init (harness_t *h, const char *extra)
 {
     memset (h, 0, sizeof *h);
-    const char *tmp = getenv ("TMPDIR");
-    snprintf (h->dir, sizeof h->dir, "%s/dipx-test-XXXXXX", tmp ? tmp : "/tmp");
-    if (!mkdtemp (h->dir))
+    if (dipx_test_mkdtemp (h->dir, sizeof h->dir, "dipx-test") != 0)
         return -1;
     snprintf (h->config, sizeof h->config, "%s/dipxd.conf", h->dir);
     snprintf (h->data, sizeof h->data, "%s/data", h->dir);
@@ -206,15 +204,6 @@ harness_stop (harness_t *h, int sig)
     return status;
 }
 
-static int
-s_rm (const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st;
-    (void) flag;
-    (void) ftw;
-    return remove (path);
-}
-
 void
 harness_fini (harness_t *h)
 {
@@ -222,7 +211,7 @@ harness_fini (harness_t *h)
     if (getenv ("DIPX_KEEP_TEST_DIR"))
         fprintf (stderr, "harness: kept %s\n", h->dir);
     else if (h->dir[0])
-        nftw (h->dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+        dipx_test_rmtree (h->dir);
     for (int i = 0; i < h->nagencies; i++)
         dipx_identity_destroy (&h->agencies[i].identity);
     dipx_identity_destroy (&h->broker);
@@ -298,4 +287,30 @@ harness_audit_count (harness_t *h, ...)
     }
     pclose (p);
     return count;
+}
+
+dipx_send_t
+harness_dt1 (const char *to, const uint8_t *subject)
+{
+    dipx_send_t m = {
+        .to = to,
+        .type = "drug_test_result",
+        .subject = subject,
+        .basis = DIPX_BASIS_STATUTE,
+        .ref = "PACE s.63B",
+        .purpose = DIPX_PURPOSE_LAW_ENFORCEMENT,
+        .categories = (1u << DIPX_CAT_IDENTIFIERS) | (1u << DIPX_CAT_TEST_RESULTS),
+    };
+    return m;
+}
+
+dipx_client_t *
+harness_ready_client (harness_t *h, const char *id, uint32_t window, int timeout_ms)
+{
+    dipx_client_t *c = NULL;
+    if (harness_client (h, id, window, &c) != 0)
+        return NULL;
+    if (dipx_client_wait_ready (c, timeout_ms) != 0)
+        dipx_client_destroy (&c);
+    return c;
 }

@@ -78,4 +78,14 @@ int harness_audit_count (harness_t *h, ...);
 
 h_agency_t *harness_agency (harness_t *h, const char *id);
 
+/*  The message most tests send: a drug test result on its statutory basis
+    (PACE s.63B) to agency `to`, about subject (DIPX_SUBJECT_BYTES, kept by
+    the caller).  */
+dipx_send_t harness_dt1 (const char *to, const uint8_t *subject);
+
+/*  A client for agency id that the broker has welcomed within timeout_ms,
+    or NULL (refused, timed out, or not created).  */
+dipx_client_t *harness_ready_client (harness_t *h, const char *id, uint32_t window,
+                                     int timeout_ms);
+
 #endif

@@ -63,10 +63,7 @@ s_sender (void *arg)
         return NULL;
     }
     uint8_t subject[DIPX_SUBJECT_BYTES] = {7};
-    dipx_send_t m = {.to = "cjit.test", .type = "drug_test_result", .subject = subject,
-                     .basis = DIPX_BASIS_STATUTE, .ref = "PACE s.63B",
-                     .purpose = DIPX_PURPOSE_LAW_ENFORCEMENT,
-                     .categories = 1u << DIPX_CAT_TEST_RESULTS};
+    dipx_send_t m = harness_dt1 ("cjit.test", subject);
     int outstanding = 0;
     uint64_t deadline = 0;
     for (;;) {

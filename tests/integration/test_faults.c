@@ -60,10 +60,7 @@ s_send_one (harness_t *h)
     dipx_client_t *c = NULL;
     assert_int_equal (harness_client (h, "police.test", 0, &c), 0);
     uint8_t subject[DIPX_SUBJECT_BYTES] = {3};
-    dipx_send_t m = {.to = "cjit.test", .type = "drug_test_result", .subject = subject,
-                     .basis = DIPX_BASIS_STATUTE, .ref = "PACE s.63B",
-                     .purpose = DIPX_PURPOSE_LAW_ENFORCEMENT,
-                     .categories = 1u << DIPX_CAT_TEST_RESULTS};
+    dipx_send_t m = harness_dt1 ("cjit.test", subject);
     static uint8_t body[8192];
     for (int i = 0; i < 20; i++)
         assert_int_equal (dipx_client_send (c, &m, body, sizeof body, WAIT_MS, NULL), 0);

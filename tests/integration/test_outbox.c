@@ -26,16 +26,7 @@ static uint8_t s_subject[DIPX_SUBJECT_BYTES];
 static dipx_send_t
 s_msg (void)
 {
-    dipx_send_t m = {
-        .to = "cjit.test",
-        .type = "drug_test_result",
-        .subject = s_subject,
-        .basis = DIPX_BASIS_STATUTE,
-        .ref = "PACE s.63B",
-        .purpose = DIPX_PURPOSE_LAW_ENFORCEMENT,
-        .categories = 1u << DIPX_CAT_TEST_RESULTS,
-    };
-    return m;
+    return harness_dt1 ("cjit.test", s_subject);
 }
 
 static harness_t *
@@ -100,9 +91,8 @@ s_box_client (harness_t *h, const char *id, const char *box, uint32_t window,
 static dipx_client_t *
 s_client (harness_t *h, const char *id, uint32_t window)
 {
-    dipx_client_t *c = NULL;
-    assert_int_equal (harness_client (h, id, window, &c), 0);
-    assert_int_equal (dipx_client_wait_ready (c, WAIT_MS), 0);
+    dipx_client_t *c = harness_ready_client (h, id, window, WAIT_MS);
+    assert_non_null (c);
     return c;
 }
 

@@ -130,10 +130,7 @@ s_round_trip (void)
 {
     uint8_t subject[DIPX_SUBJECT_BYTES] = {1}, body[64];
     randombytes_buf (body, sizeof body);
-    dipx_send_t m = {.to = "cjit.test", .type = "drug_test_result", .subject = subject,
-                     .basis = DIPX_BASIS_STATUTE, .ref = "PACE s.63B",
-                     .purpose = DIPX_PURPOSE_LAW_ENFORCEMENT,
-                     .categories = 1u << DIPX_CAT_TEST_RESULTS};
+    dipx_send_t m = harness_dt1 ("cjit.test", subject);
     dipx_result_t r;
     assert_int_equal (dipx_client_send (s_police, &m, body, sizeof body, WAIT_MS, &r), 0);
     dipx_message_t *msg = NULL;

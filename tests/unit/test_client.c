@@ -32,6 +32,7 @@
 #include <sodium.h>
 #include <zmq.h>
 
+#include "testutil.h"
 #include "dipx.h"
 #include "dipx_card.h"
 #include "dipx_client_internal.h"
@@ -102,8 +103,7 @@ s_setup (void **state)
 {
     fx_t *fx = (fx_t *) calloc (1, sizeof *fx);
     assert_non_null (fx);
-    snprintf (fx->dir, sizeof fx->dir, "/tmp/dipx-test-client-XXXXXX");
-    assert_non_null (mkdtemp (fx->dir));
+    assert_int_equal (dipx_test_mkdtemp (fx->dir, sizeof fx->dir, "dipx-test-client"), 0);
     snprintf (fx->secret, sizeof fx->secret, "%s/me.secret", fx->dir);
     snprintf (fx->peers, sizeof fx->peers, "%s/peers", fx->dir);
     fx->me = dipx_identity_generate (ME);
@@ -128,12 +128,7 @@ static int
 s_teardown (void **state)
 {
     fx_t *fx = (fx_t *) *state;
-    unlink (fx->secret);
-    unlink (fx->peers);
-    char path[160];
-    snprintf (path, sizeof path, "%s/me.public", fx->dir);
-    unlink (path);
-    rmdir (fx->dir);
+    dipx_test_rmtree (fx->dir);
     dipx_identity_destroy (&fx->me);
     dipx_identity_destroy (&fx->peer);
     dipx_identity_destroy (&fx->suspended);

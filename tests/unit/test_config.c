@@ -15,7 +15,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "dipx_config.h"
 #include "dipx_error.h"
 #include "dipx_limits.h"
@@ -127,9 +127,7 @@ s_setup (void **state)
     s_tmp_t *tmp = calloc (1, sizeof *tmp);
     if (!tmp)
         return -1;
-    const char *base = getenv ("TMPDIR");
-    snprintf (tmp->dir, sizeof tmp->dir, "%s/dipx-config-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp (tmp->dir)) {
+    if (dipx_test_mkdtemp (tmp->dir, sizeof tmp->dir, "dipx-config") != 0) {
         free (tmp);
         return -1;
     }
@@ -138,19 +136,10 @@ s_setup (void **state)
 }
 
 static int
-s_remove (const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st;
-    (void) flag;
-    (void) ftw;
-    return remove (path);
-}
-
-static int
 s_teardown (void **state)
 {
     s_tmp_t *tmp = *state;
-    nftw (tmp->dir, s_remove, 8, FTW_DEPTH | FTW_PHYS);
+    dipx_test_rmtree (tmp->dir);
     free (tmp);
     return 0;
 }

@@ -16,7 +16,6 @@
 #include <cmocka.h>
 
 #include <dirent.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +25,7 @@
 
 #include <sodium.h>
 
+#include "testutil.h"
 #include "dipx_card.h"
 #include "dipx_identity.h"
 #include "dipx_registry.h"
@@ -44,9 +44,7 @@ s_setup (void **state)
     s_tmp_t *tmp = calloc (1, sizeof *tmp);
     if (!tmp)
         return -1;
-    const char *base = getenv ("TMPDIR");
-    snprintf (tmp->dir, sizeof tmp->dir, "%s/dipx-keys-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp (tmp->dir)) {
+    if (dipx_test_mkdtemp (tmp->dir, sizeof tmp->dir, "dipx-keys") != 0) {
         free (tmp);
         return -1;
     }
@@ -55,19 +53,10 @@ s_setup (void **state)
 }
 
 static int
-s_remove (const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st;
-    (void) flag;
-    (void) ftw;
-    return remove (path);
-}
-
-static int
 s_teardown (void **state)
 {
     s_tmp_t *tmp = *state;
-    nftw (tmp->dir, s_remove, 8, FTW_DEPTH | FTW_PHYS);
+    dipx_test_rmtree (tmp->dir);
     free (tmp);
     return 0;
 }

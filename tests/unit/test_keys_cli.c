@@ -8,27 +8,18 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "dipx_card.h"
 #include "dipx_cli.h"
 #include "dipx_registry.h"
 
 static char s_dir[256];
-
-static int
-s_remove (const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st;
-    (void) flag;
-    (void) ftw;
-    return remove (path);
-}
 
 /*  A path in the test directory; each call returns a fresh buffer slot.  */
 static const char *
@@ -246,9 +237,7 @@ test_registry (void **state)
 int
 main (void)
 {
-    const char *base = getenv ("TMPDIR");
-    snprintf (s_dir, sizeof s_dir, "%s/dipx-cli-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp (s_dir))
+    if (dipx_test_mkdtemp (s_dir, sizeof s_dir, "dipx-cli") != 0)
         return 1;
     /* The tests run in order and share the directory's files.  */
     const struct CMUnitTest tests[] = {
@@ -257,6 +246,6 @@ main (void)
         cmocka_unit_test (test_registry),
     };
     int failed = cmocka_run_group_tests (tests, NULL, NULL);
-    nftw (s_dir, s_remove, 8, FTW_DEPTH | FTW_PHYS);
+    dipx_test_rmtree (s_dir);
     return failed;
 }

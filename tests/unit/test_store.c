@@ -15,7 +15,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +24,7 @@
 
 #include <sodium.h>
 
+#include "testutil.h"
 #include "dipx_audit.h"
 #include "dipx_envelope.h"
 #include "dipx_error.h"
@@ -132,9 +132,7 @@ s_setup (void **state)
     s_fx_t *fx = calloc (1, sizeof *fx);
     if (!fx)
         return -1;
-    const char *base = getenv ("TMPDIR");
-    snprintf (fx->dir, sizeof fx->dir, "%s/dipx-store-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp (fx->dir)) {
+    if (dipx_test_mkdtemp (fx->dir, sizeof fx->dir, "dipx-store") != 0) {
         free (fx);
         return -1;
     }
@@ -149,20 +147,11 @@ s_setup (void **state)
 }
 
 static int
-s_remove (const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st;
-    (void) flag;
-    (void) ftw;
-    return remove (path);
-}
-
-static int
 s_teardown (void **state)
 {
     s_fx_t *fx = *state;
     dipx_store_destroy (&fx->store);
-    nftw (fx->dir, s_remove, 8, FTW_DEPTH | FTW_PHYS);
+    dipx_test_rmtree (fx->dir);
     free (fx);
     return 0;
 }
