@@ -1,20 +1,26 @@
 /*  dipx_server.c - the broker's service loop.
 
-    One thread owns the ROUTER socket, the ZAP socket, the sessions and the
-    LMDB write transaction. Each loop turn is:
+    Two threads. The loop thread owns the ROUTER and ZAP sockets; the
+    worker thread runs each turn's LMDB write transaction. A turn is:
 
-        1. wait for input or the next timer;
-        2. answer pending ZAP requests (registry lookups, no I/O);
-        3. take up to `batch` frames from the ROUTER without blocking, decode
+        1. wait for input, the worker's job, or the next timer;
+        2. take up to `batch` frames from the ROUTER without blocking, decode
            them and run the cheap checks (sender, recipient, policy, clock);
-        4. verify every signature in the batch on the verifier pool (both
-           cores), which is the largest cost per message;
-        5. in ONE write transaction: store accepted messages, apply
-           acknowledgements and outcomes, plan deliveries within each
-           session's credit, expire and redeliver on timers, and write an
-           audit record for every decision;
-        6. commit with fsync;
-        7. only then send the replies (ACCEPTED, DELIVER, RECEIPT, ...).
+        3. verify every signature in the batch on the verifier pool, which
+           is the largest cost per message;
+        4. when the worker's previous job is done: send that job's replies,
+           answer pending ZAP requests, and hand the worker the new batch;
+        5. the worker, in ONE write transaction: stores accepted messages,
+           applies acknowledgements and outcomes, plans deliveries within
+           each session's credit, expires and redelivers on timers, writes an
+           audit record for every decision, and commits with fsync;
+        6. only then (step 4 of a later turn) are its replies sent
+           (ACCEPTED, DELIVER, RECEIPT, ...).
+
+    So steps 2-3 for batch N+1 overlap the fsync'd commit of batch N. While
+    a job runs the loop thread touches only the router and its next batch;
+    the sessions, the store, the replies and the pending audit records
+    belong to the job until it is collected (dipx_worker.h orders the two).
 
     Nothing is announced before it is durable: if the commit fails, the
     replies are discarded, the sessions are restored from the turn's undo log,
@@ -47,6 +53,7 @@
 #include "dipx_pool.h"
 #include "dipx_registry.h"
 #include "dipx_store.h"
+#include "dipx_worker.h"
 
 #define S_RID_MAX 256          /* ZeroMQ routing ids are at most 255 bytes */
 #define S_BUCKETS 65536        /* session hash buckets (power of two) */
@@ -129,8 +136,13 @@ struct dipx_server_t {
     size_t nsessions;                  /* sessions allocated */
     s_session_t **want;                /* sessions that may have deliveries */
     size_t nwant, want_cap;
-    s_item_t *items;                   /* this turn's frames */
+    s_item_t *items;                   /* the job's frames (worker side) */
     size_t nitems;
+    s_item_t *ready;                   /* the next batch, read and verified */
+    size_t nready;
+    dipx_worker_t *worker;             /* runs each turn's transaction */
+    bool job_housekeep;                /* the job's parameters */
+    uint64_t job_now, job_mono;
     s_out_t *out;                      /* this turn's replies */
     size_t nout, out_cap;
     s_undo_t *undo;                    /* this turn's session undo log */
@@ -1071,11 +1083,11 @@ s_prepare (dipx_server_t *self, s_item_t *it, uint64_t now)
 
 /*  Reads up to `batch` frames without blocking. Returns how many.  */
 static size_t
-s_read_batch (dipx_server_t *self)
+s_read_batch (dipx_server_t *self, s_item_t *items)
 {
     size_t n = 0;
     while (n < self->cfg.batch) {
-        s_item_t *it = &self->items[n];
+        s_item_t *it = &items[n];
         zmq_msg_init (&it->rid);
         zmq_msg_init (&it->body);
         it->open = true;
@@ -1112,15 +1124,15 @@ s_read_batch (dipx_server_t *self)
 }
 
 static void
-s_items_close (dipx_server_t *self)
+s_items_close (s_item_t *items, size_t *n)
 {
-    for (size_t i = 0; i < self->nitems; i++)
-        if (self->items[i].open) {
-            zmq_msg_close (&self->items[i].rid);
-            zmq_msg_close (&self->items[i].body);
-            self->items[i].open = false;
+    for (size_t i = 0; i < *n; i++)
+        if (items[i].open) {
+            zmq_msg_close (&items[i].rid);
+            zmq_msg_close (&items[i].body);
+            items[i].open = false;
         }
-    self->nitems = 0;
+    *n = 0;
 }
 
 /* --- the turn ------------------------------------------------------------- */
@@ -1295,32 +1307,19 @@ s_auth_events (dipx_server_t *self, uint64_t now)
     }
 }
 
-static int
-s_turn (dipx_server_t *self, long timeout_ms)
+/*  The turn's transaction, run on the worker thread: the batch, the timers
+    and the deliveries in one transaction (run again refusing new messages if
+    the commit fails), the batch answered with errors if nothing could be
+    committed, and the sessions with more to deliver kept on the want list.
+    It owns the store, the sessions, the replies and the pending audit
+    records until the loop thread collects it; the loop thread meanwhile
+    touches only the router and the next batch.  */
+static void
+s_commit_job (void *arg)
 {
-    zmq_pollitem_t items[] = {
-        {self->router, 0, ZMQ_POLLIN, 0},
-        {dipx_auth_socket (self->auth), 0, ZMQ_POLLIN, 0},
-    };
-    /* Pending audit records are written at once, unless storage is full
-       (then the next frame or timer brings them, rather than a spin).  */
-    if (self->nwant || (self->npending && !self->storage_full))
-        timeout_ms = 0;
-    if (zmq_poll (items, 2, timeout_ms) < 0)
-        return zmq_errno () == EINTR ? 0 : DIPX_E_ZMQ;
-    uint64_t now = dipx_now_ms (), mono = dipx_mono_ms ();
-    s_auth_events (self, now);
-    self->nitems = s_read_batch (self);
-    for (size_t i = 0; i < self->nitems; i++)
-        if (self->items[i].open)
-            s_prepare (self, &self->items[i], now);
-    dipx_pool_run (self->pool, s_verify_job, self->items, self->nitems, sizeof (s_item_t));
-
-    bool housekeep = mono >= self->next_housekeep;
-    if (housekeep)
-        self->next_housekeep = mono + S_HOUSEKEEP_MS;
-    if (self->nitems == 0 && self->nwant == 0 && self->npending == 0 && !housekeep)
-        return 0;
+    dipx_server_t *self = arg;
+    bool housekeep = self->job_housekeep;
+    uint64_t now = self->job_now, mono = self->job_mono;
     int rc = 0;
     size_t keep_want = self->nwant;
     uint64_t epoch = self->redrive_epoch;
@@ -1361,8 +1360,78 @@ s_turn (dipx_server_t *self, long timeout_ms)
             s->in_want = false;
     }
     self->nwant = keep;
-    s_items_close (self);
-    s_send_out (self, now);
+}
+
+/*  Collects the worker's job when it is done (with wait, once it is): its
+    transaction is committed, so its replies go out now. True when the worker
+    is idle.  */
+static bool
+s_collect (dipx_server_t *self, bool wait)
+{
+    if (!dipx_worker_busy (self->worker))
+        return true;
+    if (!dipx_worker_collect (self->worker, wait))
+        return false;
+    s_items_close (self->items, &self->nitems);
+    s_send_out (self, dipx_now_ms ());
+    return true;
+}
+
+/*  One turn of the loop thread: read and verify the next batch (also while
+    the worker commits the previous one), collect the worker's job when it is
+    done, and hand it the next.  */
+static int
+s_turn (dipx_server_t *self, long timeout_ms)
+{
+    bool busy = dipx_worker_busy (self->worker);
+    zmq_pollitem_t items[2];
+    int n = 0;
+    /* Frames are read while no batch is waiting. ZAP is answered between
+       jobs: its audit records go to the pending list, which a job reads.  */
+    if (self->nready == 0)
+        items[n++] = (zmq_pollitem_t) {self->router, 0, ZMQ_POLLIN, 0};
+    if (busy)
+        items[n++] = (zmq_pollitem_t) {NULL, dipx_worker_fd (self->worker), ZMQ_POLLIN, 0};
+    else
+        items[n++] = (zmq_pollitem_t) {dipx_auth_socket (self->auth), 0, ZMQ_POLLIN, 0};
+    /* Pending audit records are written at once, unless storage is full
+       (then the next frame or timer brings them, rather than a spin).  */
+    if (!busy && (self->nready || self->nwant || (self->npending && !self->storage_full)))
+        timeout_ms = 0;
+    if (zmq_poll (items, n, timeout_ms) < 0)
+        return zmq_errno () == EINTR ? 0 : DIPX_E_ZMQ;
+    uint64_t now = dipx_now_ms (), mono = dipx_mono_ms ();
+    if (self->nready == 0) {
+        self->nready = s_read_batch (self, self->ready);
+        for (size_t i = 0; i < self->nready; i++)
+            if (self->ready[i].open)
+                s_prepare (self, &self->ready[i], now);
+        dipx_pool_run (self->pool, s_verify_job, self->ready, self->nready, sizeof (s_item_t));
+    }
+    if (!s_collect (self, false))
+        return 0; /* still committing; the next batch waits, verified */
+    if (dipx_store_failed (self->store)) {
+        /* Fail-stop: a broker that answers every frame with an error looks
+           alive to its supervisor; an exit gets it restarted on a reopened
+           store, which recovers.  */
+        dipx_log_error ("storage failed: stopping; a restart recovers the last committed state");
+        return DIPX_E_STORAGE;
+    }
+    s_auth_events (self, now);
+    bool housekeep = mono >= self->next_housekeep;
+    if (housekeep)
+        self->next_housekeep = mono + S_HOUSEKEEP_MS;
+    if (self->nready == 0 && self->nwant == 0 && self->npending == 0 && !housekeep)
+        return 0;
+    s_item_t *batch = self->ready;
+    self->ready = self->items;
+    self->items = batch;
+    self->nitems = self->nready;
+    self->nready = 0;
+    self->job_housekeep = housekeep;
+    self->job_now = now;
+    self->job_mono = mono;
+    dipx_worker_start (self->worker, s_commit_job, self);
     return 0;
 }
 
@@ -1486,9 +1555,12 @@ dipx_server_new (const dipx_config_t *cfg, dipx_server_t **out)
     rc = DIPX_E_NOMEM;
     self->buckets = calloc (S_BUCKETS, sizeof *self->buckets);
     self->items = calloc (cfg->batch, sizeof *self->items);
+    self->ready = calloc (cfg->batch, sizeof *self->ready);
     self->pending = calloc (S_PENDING_AUDIT_MAX, sizeof *self->pending);
     self->pool = dipx_pool_new ((int) cfg->verify_threads);
-    if (!self->buckets || !self->items || !self->pending || !self->pool)
+    self->worker = dipx_worker_new ();
+    if (!self->buckets || !self->items || !self->ready || !self->pending || !self->pool
+        || !self->worker)
         goto fail;
 
     rc = DIPX_E_ZMQ;
@@ -1547,7 +1619,11 @@ dipx_server_destroy (dipx_server_t **self_p)
     if (!self_p || !*self_p)
         return;
     dipx_server_t *self = *self_p;
-    s_items_close (self);
+    dipx_worker_destroy (&self->worker); /* waits for a job still running */
+    if (self->items)
+        s_items_close (self->items, &self->nitems);
+    if (self->ready)
+        s_items_close (self->ready, &self->nready);
     s_out_drop (self);
     s_undo_drop (self);
     if (self->router)
@@ -1565,6 +1641,7 @@ dipx_server_destroy (dipx_server_t **self_p)
     free (self->buckets);
     free (self->want);
     free (self->items);
+    free (self->ready);
     free (self->out);
     free (self->undo);
     free (self->pending);
@@ -1622,7 +1699,8 @@ dipx_server_run (dipx_server_t *self, volatile sig_atomic_t *stop,
                  volatile sig_atomic_t *reload, const char *cfg_path)
 {
     while (!*stop) {
-        if (*reload) {
+        /* The registry and policy are replaced only between jobs.  */
+        if (*reload && !dipx_worker_busy (self->worker)) {
             *reload = 0;
             s_reload (self, cfg_path);
         }
@@ -1632,7 +1710,11 @@ dipx_server_run (dipx_server_t *self, volatile sig_atomic_t *stop,
             return rc;
         }
     }
-    /* Write what is pending (auth refusals, undeliverable) before leaving.  */
+    /* The job running is committed, so its replies go out; the batch read
+       and not yet run is dropped unanswered (its senders resend).  */
+    s_collect (self, true);
+    /* Write what is pending (auth refusals, undeliverable) before leaving,
+       on this thread: the worker is idle.  */
     if (self->npending) {
         /* Only the pending records: planning deliveries now would commit
            deliveries that are never sent.  */

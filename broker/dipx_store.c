@@ -43,6 +43,7 @@ struct dipx_store_t {
     uint64_t map_max;      /* growth ceiling */
     bool readonly;         /* opened read-only */
     bool ran_out;          /* a write hit MDB_MAP_FULL: grow at the next begin */
+    bool failed;           /* LMDB panicked: the environment is unusable */
     dipx_txn_t *write_txn; /* the open write transaction, if any */
 };
 
@@ -350,6 +351,11 @@ s_begin (dipx_store_t *self, bool write, dipx_txn_t **out)
     t->write = write;
     int rc = mdb_txn_begin (self->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
     if (rc) {
+        if (rc == MDB_PANIC && !self->failed) {
+            self->failed = true;
+            dipx_log_error ("store: LMDB refuses every transaction after a failed write of "
+                            "its meta page; the data file must be reopened");
+        }
         free (t);
         return s_err (rc);
     }
@@ -360,6 +366,12 @@ s_begin (dipx_store_t *self, bool write, dipx_txn_t **out)
         self->write_txn = t;
     *out = t;
     return 0;
+}
+
+bool
+dipx_store_failed (const dipx_store_t *self)
+{
+    return self->failed;
 }
 
 int

@@ -84,6 +84,12 @@ int dipx_store_begin_read (dipx_store_t *self, dipx_txn_t **out);
     DIPX_E_STORAGE.  */
 int dipx_store_commit (dipx_txn_t **txn_p);
 
+/*  True once LMDB has panicked (a write of the meta page failed, e.g. EIO):
+    every later transaction fails, and only reopening the environment, i.e.
+    restarting the broker, recovers it (LMDB then uses the newest meta page
+    that reached the disk).  */
+bool dipx_store_failed (const dipx_store_t *self);
+
 /*  Aborts, discarding every change. Accepts NULL.  */
 void dipx_store_abort (dipx_txn_t **txn_p);
 
