@@ -60,6 +60,8 @@
 #define S_SELFCHECK_MS 5000    /* start-up self-check deadline */
 #define S_HOUSEKEEP_MS 250     /* expiry and redelivery timer period */
 #define S_PENDING_AUDIT_MAX 4096
+#define S_OUT_SMALL 400        /* frames up to this size are kept inline (every
+                                  reply but DELIVER and HISTORY) */
 
 typedef struct {
     uint64_t seq;      /* message delivered and not yet acknowledged */
@@ -105,13 +107,16 @@ typedef struct {
     uint8_t pk[DIPX_KEY_BYTES];          /* signing key to verify with */
     int vrc;                             /* verification result */
     uint8_t digest[2 * DIPX_HASH_BYTES]; /* SEND: hh || ph */
+    bool unanswered;                     /* the job could not queue its answer */
 } s_item_t;
 
-/*  A frame to send after the commit.  */
+/*  A frame to send after the commit. Small frames are encoded inline, so
+    that answering costs no allocation (and still works when memory is out).  */
 typedef struct {
     uint8_t rid[S_RID_MAX];              /* destination */
     size_t rid_len;
-    uint8_t *buf;                        /* encoded frame (owned) */
+    uint8_t small[S_OUT_SMALL];          /* encoded frame, if it fits */
+    uint8_t *heap;                       /* else the encoded frame (owned) */
     size_t len;
     bool deliver;                        /* a DELIVER: failure is audited */
     uint64_t seq;                        /* DELIVER: message seq */
@@ -156,6 +161,7 @@ struct dipx_server_t {
     uint64_t next_housekeep;           /* monotonic ms */
     int degraded;                      /* this run of the turn: 0 normal, 1 refuses new
                                           messages (audited), 2 refuses them unaudited */
+    int fail_rc;                       /* why the turn's first run failed */
     bool storage_full;                 /* the last turn hit storage_full */
     uint64_t redrive_epoch;            /* store's redrive epoch last seen */
     /* self-check */
@@ -289,22 +295,43 @@ s_flight_remove (s_session_t *s, uint64_t seq)
 
 /* --- outgoing frames and audit ------------------------------------------- */
 
+/*  Makes room for n more replies.  */
+static int
+s_out_reserve (dipx_server_t *self, size_t n)
+{
+    if (self->out_cap - self->nout >= n)
+        return 0;
+    size_t cap = self->out_cap ? self->out_cap : 256;
+    while (cap - self->nout < n)
+        cap *= 2;
+    s_out_t *grown = realloc (self->out, cap * sizeof *grown);
+    if (!grown)
+        return DIPX_E_NOMEM;
+    self->out = grown;
+    self->out_cap = cap;
+    return 0;
+}
+
+static const uint8_t *
+s_out_data (const s_out_t *o)
+{
+    return o->heap ? o->heap : o->small;
+}
+
 static int
 s_out_push (dipx_server_t *self, const uint8_t *rid, size_t rid_len, const dipx_frame_t *f,
             bool deliver, const char *agency, uint64_t seq)
 {
     if (rid_len == 0 || rid_len > S_RID_MAX)
         return 0;
-    if (self->nout == self->out_cap) {
-        size_t cap = self->out_cap ? self->out_cap * 2 : 256;
-        s_out_t *grown = realloc (self->out, cap * sizeof *grown);
-        if (!grown)
-            return DIPX_E_NOMEM;
-        self->out = grown;
-        self->out_cap = cap;
-    }
+    int rc = s_out_reserve (self, 1);
+    if (rc)
+        return rc;
     s_out_t *o = &self->out[self->nout];
-    int rc = dipx_frame_encode (f, &o->buf, &o->len);
+    o->heap = NULL;
+    rc = dipx_frame_encode_into (f, o->small, sizeof o->small, &o->len);
+    if (rc == DIPX_E_FRAME_SIZE)
+        rc = dipx_frame_encode (f, &o->heap, &o->len);
     if (rc)
         return rc;
     memcpy (o->rid, rid, rid_len);
@@ -321,7 +348,7 @@ static void
 s_out_drop (dipx_server_t *self)
 {
     for (size_t i = 0; i < self->nout; i++)
-        free (self->out[i].buf);
+        free (self->out[i].heap);
     self->nout = 0;
 }
 
@@ -673,14 +700,20 @@ s_handle_send (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t now)
     if (rc != DIPX_E_NOT_FOUND)
         return rc;
     if (self->degraded) {
-        /* Storage is full: refuse, with the refusal audited if even that
+        /* The first run failed (storage full, or a write or allocation
+           failed): refuse, with the refusal audited if even that
            small record fits (level 1). Its commit also matters: LMDB reuses
            pages freed by acknowledgements only after a later transaction has
            committed, so a broker writing nothing would never get them back.
            At level 2 nothing is written at all.  */
-        s_refuse (self, self->degraded == 1 ? txn : NULL, it, DIPX_E_STORAGE_FULL,
-                  "broker storage is full; retry later", now, &rc);
-        dipx_log_warn ("refused %s -> %s: storage full", h->from, h->to);
+        bool full = self->fail_rc == DIPX_E_STORAGE_FULL;
+        s_refuse (self, self->degraded == 1 ? txn : NULL, it,
+                  full ? DIPX_E_STORAGE_FULL : DIPX_E_STORAGE,
+                  full ? "broker storage is full; retry later"
+                       : "broker could not store the message; retry later",
+                  now, &rc);
+        dipx_log_warn ("refused %s -> %s: %s", h->from, h->to,
+                       full ? "storage full" : dipx_strerror (self->fail_rc));
         return rc;
     }
     uint64_t qcount, qbytes;
@@ -1092,6 +1125,7 @@ s_read_batch (dipx_server_t *self, s_item_t *items)
         zmq_msg_init (&it->body);
         it->open = true;
         it->rc = 0;
+        it->unanswered = false;
         it->agency[0] = 0;
         memset (&it->f, 0, sizeof it->f);
         if (zmq_msg_recv (&it->rid, self->router, ZMQ_DONTWAIT) < 0) {
@@ -1244,7 +1278,7 @@ s_send_out (dipx_server_t *self, uint64_t now)
     for (size_t i = 0; i < self->nout; i++) {
         s_out_t *o = &self->out[i];
         if (zmq_send (self->router, o->rid, o->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0
-            || zmq_send (self->router, o->buf, o->len, ZMQ_DONTWAIT) < 0) {
+            || zmq_send (self->router, s_out_data (o), o->len, ZMQ_DONTWAIT) < 0) {
             int err = zmq_errno ();
             if (!o->deliver) {
                 dipx_log_debug ("reply not sent: %s", zmq_strerror (err));
@@ -1307,6 +1341,26 @@ s_auth_events (dipx_server_t *self, uint64_t now)
     }
 }
 
+/*  The answer to a frame whose turn could not be committed: a SEND whose
+    envelope decoded is REFUSED under its id (so the sender's library can
+    settle that send), any other frame gets an ERROR.  */
+static void
+s_failed_frame (const s_item_t *it, dipx_frame_t *f)
+{
+    memset (f, 0, sizeof *f);
+    if (it->f.cmd == DIPX_CMD_SEND && it->env_ok) {
+        f->cmd = DIPX_CMD_REFUSED;
+        memcpy (f->u.refused.id, it->env.h.id, DIPX_ID_BYTES);
+        f->u.refused.code = (uint64_t) -DIPX_E_STORAGE;
+        s_set_reason (f->u.refused.reason, "broker could not commit; retry later");
+    } else {
+        f->cmd = DIPX_CMD_ERROR;
+        f->u.error.code = (uint64_t) -DIPX_E_STORAGE;
+        f->u.error.cmd = (uint64_t) (it->f.cmd > 0 && it->f.cmd < 256 ? it->f.cmd : 0);
+        s_set_reason (f->u.error.reason, "broker could not commit");
+    }
+}
+
 /*  The turn's transaction, run on the worker thread: the batch, the timers
     and the deliveries in one transaction (run again refusing new messages if
     the commit fails), the batch answered with errors if nothing could be
@@ -1323,11 +1377,16 @@ s_commit_job (void *arg)
     int rc = 0;
     size_t keep_want = self->nwant;
     uint64_t epoch = self->redrive_epoch;
+    /* Room for one answer per frame, taken now: the answers of a failed turn
+       must not depend on memory that may be what ran out.  */
+    (void) s_out_reserve (self, self->nitems);
     for (self->degraded = 0; self->degraded <= 2; self->degraded++) {
         self->turn++;
         rc = s_transact (self, housekeep, now, mono);
         if (rc == 0)
             break;
+        if (self->degraded == 0)
+            self->fail_rc = rc;
         s_out_drop (self);
         s_undo_apply (self, keep_want);
         self->redrive_epoch = epoch; /* the cursor resets were undone too */
@@ -1341,10 +1400,14 @@ s_commit_job (void *arg)
     if (rc) {
         dipx_log_error ("commit failed three times (%s): answering the batch with errors",
                         dipx_strerror (rc));
-        for (size_t i = 0; i < self->nitems; i++)
-            if (self->items[i].open)
-                s_reply_error (self, &self->items[i], DIPX_E_STORAGE, self->items[i].f.cmd,
-                               "broker could not commit");
+        for (size_t i = 0; i < self->nitems; i++) {
+            s_item_t *it = &self->items[i];
+            dipx_frame_t f;
+            if (!it->open)
+                continue;
+            s_failed_frame (it, &f);
+            it->unanswered = s_reply (self, it, &f) != 0;
+        }
     } else if (self->degraded == 0 && self->storage_full) {
         dipx_log_info ("storage: space available again");
         self->storage_full = false;
@@ -1372,6 +1435,21 @@ s_collect (dipx_server_t *self, bool wait)
         return true;
     if (!dipx_worker_collect (self->worker, wait))
         return false;
+    /* Frames the failed job could not even queue an answer for are
+       answered from here, encoded on the stack.  */
+    for (size_t i = 0; i < self->nitems; i++) {
+        s_item_t *it = &self->items[i];
+        uint8_t buf[S_OUT_SMALL];
+        size_t len;
+        dipx_frame_t f;
+        if (!it->open || !it->unanswered)
+            continue;
+        s_failed_frame (it, &f);
+        if (dipx_frame_encode_into (&f, buf, sizeof buf, &len) == 0
+            && zmq_send (self->router, zmq_msg_data (&it->rid), zmq_msg_size (&it->rid),
+                         ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+            zmq_send (self->router, buf, len, ZMQ_DONTWAIT);
+    }
     s_items_close (self->items, &self->nitems);
     s_send_out (self, dipx_now_ms ());
     return true;

@@ -23,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "dipx_bytes.h"
 #include "dipx_log.h"
@@ -99,6 +101,25 @@ s_werr (dipx_txn_t *t, int rc)
     if (rc == MDB_MAP_FULL)
         t->store->ran_out = true;
     return s_err (rc);
+}
+
+/*  LMDB reports a short write as EIO, and a disk that fills during a write
+    gives a short write: so after an EIO, look at the space left (and at the
+    file size limit) to tell a full disk from a failing one.  */
+#define S_SPACE_MARGIN (64ull << 20)
+static bool
+s_out_of_space (const dipx_store_t *self)
+{
+    int fd;
+    struct stat st;
+    struct statvfs vfs;
+    struct rlimit rl;
+    if (mdb_env_get_fd (self->env, &fd) != 0 || fstat (fd, &st) != 0)
+        return false;
+    if (getrlimit (RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+        && (uint64_t) st.st_size + S_SPACE_MARGIN >= (uint64_t) rl.rlim_cur)
+        return true;
+    return fstatvfs (fd, &vfs) == 0 && (uint64_t) vfs.f_bavail * vfs.f_frsize < S_SPACE_MARGIN;
 }
 
 static int
@@ -413,6 +434,8 @@ dipx_store_commit (dipx_txn_t **txn_p)
         rc = t->write ? s_werr (t, mrc) : s_err (mrc);
         if (mrc)
             dipx_log_error ("store: commit failed: %s", mdb_strerror (mrc));
+        if (mrc == EIO && s_out_of_space (t->store))
+            rc = DIPX_E_STORAGE_FULL;
     } else
         mdb_txn_abort (t->txn);
     if (t->write)

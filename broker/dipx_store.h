@@ -81,13 +81,15 @@ int dipx_store_begin_read (dipx_store_t *self, dipx_txn_t **out);
 
 /*  Commits with fsync. Consumes the transaction on every path. Returns 0,
     DIPX_E_STORAGE_FULL (map or disk full: nothing was committed) or
-    DIPX_E_STORAGE.  */
+    DIPX_E_STORAGE (an I/O error: nothing was committed).  */
 int dipx_store_commit (dipx_txn_t **txn_p);
 
-/*  True once LMDB has panicked (a write of the meta page failed, e.g. EIO):
-    every later transaction fails, and only reopening the environment, i.e.
-    restarting the broker, recovers it (LMDB then uses the newest meta page
-    that reached the disk).  */
+/*  True once LMDB has panicked (a write of its meta page failed): every
+    later transaction fails, and only reopening the environment, i.e.
+    restarting the broker, recovers (LMDB then uses the newest meta page that
+    reached the disk). A failed write or fsync of data pages is not fatal:
+    the aborted transaction's pages are referenced by no meta page, so the
+    next transaction writes and syncs its own pages afresh.  */
 bool dipx_store_failed (const dipx_store_t *self);
 
 /*  Aborts, discarding every change. Accepts NULL.  */

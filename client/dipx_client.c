@@ -60,6 +60,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -155,6 +156,7 @@ struct dipx_client_t {
     void *sock;                /* DEALER to the broker */
     void *mon;                 /* PAIR reading sock's monitor events */
     int epfd;                  /* epoll over both sockets' ZMQ_FD, or -1 until asked */
+    int tfd;                   /* timerfd in epfd: a HELLO retry is due, or -1 */
     dipx_identity_t *identity; /* this agency's keys */
     dipx_registry_t *peers;    /* cards of the agencies it exchanges with */
     uint32_t window;           /* deliveries asked for in HELLO */
@@ -167,6 +169,8 @@ struct dipx_client_t {
     bool want_out;                       /* a write would block: poll for POLLOUT */
     int auth_err;                        /* last handshake refused: DIPX_E_AUTH(_TEMP), else 0 */
     int session_err;                     /* ERROR answering HELLO on this connection, else 0 */
+    uint64_t hello_retry;                /* monotonic ms to send HELLO again, 0 = none */
+    uint32_t hello_backoff;              /* ms before the next retry of a refused HELLO */
     char broker[DIPX_MAX_AGENCY_ID + 1]; /* broker's id, from WELCOME */
     uint64_t max_frame;                  /* broker's largest frame, from WELCOME */
     uint64_t granted;                    /* window granted by WELCOME */
@@ -766,6 +770,8 @@ s_on_handshake (dipx_client_t *self)
     self->auth_err = 0;
     self->session_err = 0;
     self->hello_due = true;
+    self->hello_retry = 0;
+    self->hello_backoff = 0;
     self->stats.sessions++;
     self->unsent = 0;
     for (size_t i = 0; i < DIPX_MAX_PENDING; i++)
@@ -816,6 +822,8 @@ s_fail_oversized (dipx_client_t *self)
 static void
 s_on_welcome (dipx_client_t *self, const dipx_fwelcome_t *w)
 {
+    self->hello_retry = 0;
+    self->hello_backoff = 0;
     memcpy (self->broker, w->broker, sizeof self->broker);
     self->max_frame = w->max_frame;
     self->granted = w->window;
@@ -916,6 +924,17 @@ s_on_history (dipx_client_t *self, const dipx_frame_t *f)
         s_receipt_from (h, f->present, &self->track.events[h->index]);
 }
 
+/*  Arms the timer of dipx_client_fd's users for the HELLO retry.  */
+static void
+s_arm_retry (dipx_client_t *self)
+{
+    if (self->tfd < 0 || !self->hello_retry)
+        return;
+    int left = s_remaining (self->hello_retry);
+    struct itimerspec its = {{0, 0}, {left / 1000, (long) (left % 1000) * 1000000L + 1}};
+    timerfd_settime (self->tfd, 0, &its, NULL);
+}
+
 static void
 s_on_error (dipx_client_t *self, const dipx_ferror_t *e)
 {
@@ -926,7 +945,15 @@ s_on_error (dipx_client_t *self, const dipx_ferror_t *e)
            client cannot see a ZAP 300 (see s_read_monitor).  */
         if (code == DIPX_E_SENDER_INACTIVE)
             self->auth_err = DIPX_E_AUTH_TEMP;
-        else
+        else if (code == DIPX_E_STORAGE || code == DIPX_E_STORAGE_FULL || code == DIPX_E_BUSY) {
+            /* The broker could not start the session now: ask again, backing
+               off from 100 ms to 5 s, rather than wait for a reconnect.  */
+            self->hello_backoff = self->hello_backoff ? self->hello_backoff * 2 : 100;
+            if (self->hello_backoff > 5000)
+                self->hello_backoff = 5000;
+            self->hello_retry = dipx_mono_ms () + self->hello_backoff;
+            s_arm_retry (self);
+        } else
             self->session_err = code;
         s_log (self, DIPX_LOG_ERROR, "broker refused HELLO: %s: %s", dipx_error_name (code),
                e->reason);
@@ -1080,6 +1107,11 @@ s_read_monitor (dipx_client_t *self)
 static int
 s_pump (dipx_client_t *self, int timeout_ms)
 {
+    if (self->hello_retry) {
+        int left = s_remaining (self->hello_retry);
+        if (timeout_ms < 0 || left < timeout_ms)
+            timeout_ms = left;
+    }
     zmq_pollitem_t items[2] = {
         {self->mon, 0, ZMQ_POLLIN, 0},
         {self->sock, 0, (short) (ZMQ_POLLIN | (self->want_out ? ZMQ_POLLOUT : 0)), 0},
@@ -1095,6 +1127,15 @@ s_pump (dipx_client_t *self, int timeout_ms)
     s_read_monitor (self); /* what happened meanwhile, e.g. a disconnect */
     if (self->feed_due)
         s_feed (self);
+    if (self->tfd >= 0) {
+        uint64_t expirations;
+        (void) !read (self->tfd, &expirations, sizeof expirations); /* EAGAIN: not yet */
+    }
+    if (self->hello_retry && dipx_mono_ms () >= self->hello_retry && self->connected
+        && !self->ready) {
+        self->hello_retry = 0;
+        self->hello_due = true;
+    }
     s_outbox_sync (self); /* before the caller can see these answers */
     s_flush (self);
     return rc;
@@ -1238,6 +1279,7 @@ dipx_client_new (const dipx_options_t *o, dipx_client_t **out)
     if (!self)
         return DIPX_E_NOMEM;
     self->epfd = -1;
+    self->tfd = -1;
     self->log = o->log;
     self->log_arg = o->log_arg;
     self->window = o->window;
@@ -1319,6 +1361,8 @@ dipx_client_destroy (dipx_client_t **self_p)
         zmq_ctx_term (self->ctx);
     if (self->epfd >= 0)
         close (self->epfd);
+    if (self->tfd >= 0)
+        close (self->tfd);
     if (self->slots) {
         for (size_t i = 0; i < DIPX_MAX_PENDING; i++) {
             free (self->slots[i].frame);
@@ -1376,24 +1420,34 @@ dipx_client_fd (dipx_client_t *self, int *fd)
            HANDSHAKE_SUCCEEDED must be answered with HELLO), and the API offers
            one descriptor: an epoll set over both ZMQ_FDs is readable when
            either is.  */
-        int fds[2];
+        int fds[3];
         size_t sz = sizeof fds[0];
         if (zmq_getsockopt (self->sock, ZMQ_FD, &fds[0], &sz))
             return DIPX_E_ZMQ;
         sz = sizeof fds[1];
         if (zmq_getsockopt (self->mon, ZMQ_FD, &fds[1], &sz))
             return DIPX_E_ZMQ;
-        int ep = epoll_create1 (EPOLL_CLOEXEC);
-        if (ep < 0)
+        /* A third: a timer for the retry of a HELLO the broker could not
+           take (s_on_error), as no socket event would come for it.  */
+        int tfd = timerfd_create (CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        fds[2] = tfd;
+        int ep = tfd < 0 ? -1 : epoll_create1 (EPOLL_CLOEXEC);
+        if (ep < 0) {
+            if (tfd >= 0)
+                close (tfd);
             return DIPX_E_IO;
-        for (int i = 0; i < 2; i++) {
+        }
+        for (int i = 0; i < 3; i++) {
             struct epoll_event ev = {.events = EPOLLIN, .data.fd = fds[i]};
             if (epoll_ctl (ep, EPOLL_CTL_ADD, fds[i], &ev)) {
                 close (ep);
+                close (tfd);
                 return DIPX_E_IO;
             }
         }
         self->epfd = ep;
+        self->tfd = tfd;
+        s_arm_retry (self);
     }
     *fd = self->epfd;
     return 0;

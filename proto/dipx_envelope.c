@@ -177,25 +177,6 @@ dipx_envelope_verify (const dipx_envelope_t *env, const uint8_t sign_pk[DIPX_KEY
     return 0;
 }
 
-/*  msgpack-c write callback into a buffer that never grows.  */
-typedef struct {
-    uint8_t *buf; /* destination */
-    size_t cap;   /* its size */
-    size_t len;   /* bytes written */
-} s_fixed_t;
-
-static int
-s_fixed_write (void *data, const char *buf, size_t len)
-{
-    s_fixed_t *f = (s_fixed_t *) data;
-    if (len > f->cap - f->len)
-        return -1;
-    if (len) /* msgpack-c passes NULL with an empty body */
-        memcpy (f->buf + f->len, buf, len);
-    f->len += len;
-    return 0;
-}
-
 /*  Seals with the given nonce, or a random one when nonce is NULL.  */
 static int
 s_seal (const dipx_header_t *h, const uint8_t *body, size_t body_len,
@@ -236,9 +217,9 @@ s_seal (const dipx_header_t *h, const uint8_t *body, size_t body_len,
         rc = DIPX_E_NOMEM;
         goto done;
     }
-    s_fixed_t fx = {inner, cap, 0};
+    dipx_mp_fixed_t fx = {inner, cap, 0};
     msgpack_packer pk;
-    msgpack_packer_init (&pk, &fx, s_fixed_write);
+    msgpack_packer_init (&pk, &fx, dipx_mp_fixed_write);
     if ((rc = dipx_mp_encode_map (&pk, &s_inner_schema, &in, 0)))
         goto done;
 

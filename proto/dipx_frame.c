@@ -176,19 +176,38 @@ dipx_frame_decode (const uint8_t *buf, size_t len, dipx_frame_t *f)
     return r.p == r.end ? 0 : DIPX_E_TRAILING;
 }
 
-int
-dipx_frame_encode (const dipx_frame_t *f, uint8_t **out, size_t *out_len)
+static int
+s_encode (const dipx_frame_t *f, msgpack_packer *pk, int full)
 {
     if (f->cmd <= 0 || f->cmd > DIPX_CMD_MAX)
         return DIPX_E_INVAL;
+    if (msgpack_pack_array (pk, 3) == 0 && msgpack_pack_uint8 (pk, DIPX_PROTO_VERSION) == 0
+        && msgpack_pack_uint8 (pk, (uint8_t) f->cmd) == 0) {
+        int rc = dipx_mp_encode_map (pk, &s_schemas[f->cmd], &f->u, f->present);
+        return rc == DIPX_E_NOMEM ? full : rc;
+    }
+    return full;
+}
+
+int
+dipx_frame_encode_into (const dipx_frame_t *f, uint8_t *buf, size_t cap, size_t *out_len)
+{
+    dipx_mp_fixed_t fx = {buf, cap, 0};
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &fx, dipx_mp_fixed_write);
+    int rc = s_encode (f, &pk, DIPX_E_FRAME_SIZE);
+    *out_len = rc ? 0 : fx.len;
+    return rc;
+}
+
+int
+dipx_frame_encode (const dipx_frame_t *f, uint8_t **out, size_t *out_len)
+{
     msgpack_sbuffer sb;
     msgpack_packer pk;
     msgpack_sbuffer_init (&sb);
     msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
-    int rc = DIPX_E_NOMEM;
-    if (msgpack_pack_array (&pk, 3) == 0 && msgpack_pack_uint8 (&pk, DIPX_PROTO_VERSION) == 0
-        && msgpack_pack_uint8 (&pk, (uint8_t) f->cmd) == 0)
-        rc = dipx_mp_encode_map (&pk, &s_schemas[f->cmd], &f->u, f->present);
+    int rc = s_encode (f, &pk, DIPX_E_NOMEM);
     if (rc) {
         msgpack_sbuffer_destroy (&sb);
         return rc;

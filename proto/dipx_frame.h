@@ -137,6 +137,10 @@ int dipx_frame_decode (const uint8_t *buf, size_t len, dipx_frame_t *f);
 /*  Encodes f into a fresh buffer; *out is malloc'd and owned by the caller.  */
 int dipx_frame_encode (const dipx_frame_t *f, uint8_t **out, size_t *out_len);
 
+/*  Encodes into buf (cap bytes) without allocating: 0 and *out_len, or
+    DIPX_E_FRAME_SIZE when it does not fit, or the error above.  */
+int dipx_frame_encode_into (const dipx_frame_t *f, uint8_t *buf, size_t cap, size_t *out_len);
+
 /*  Name of a command ("SEND"), or "?" for an unknown one.  */
 const char *dipx_cmd_name (int cmd);
 

@@ -512,6 +512,18 @@ dipx_mp_encode_map (msgpack_packer *pk, const dipx_schema_t *schema, const void 
 }
 
 int
+dipx_mp_fixed_write (void *data, const char *buf, size_t len)
+{
+    dipx_mp_fixed_t *f = (dipx_mp_fixed_t *) data;
+    if (len > f->cap - f->len)
+        return -1;
+    if (len) /* msgpack-c passes NULL with an empty body */
+        memcpy (f->buf + f->len, buf, len);
+    f->len += len;
+    return 0;
+}
+
+int
 dipx_mp_encode_doc (const dipx_schema_t *schema, const void *src, uint32_t present, uint8_t **out,
                     size_t *out_len)
 {

@@ -124,6 +124,15 @@ int dipx_mp_encode_map (msgpack_packer *pk, const dipx_schema_t *schema, const v
 
 /*  Packs a map into a fresh buffer. On success *out is malloc'd and owned by
     the caller (free()).  */
+/*  msgpack-c write callback into a buffer that never grows (data: a
+    dipx_mp_fixed_t); a write that does not fit fails.  */
+typedef struct {
+    uint8_t *buf; /* destination */
+    size_t cap;   /* its size */
+    size_t len;   /* bytes written */
+} dipx_mp_fixed_t;
+int dipx_mp_fixed_write (void *data, const char *buf, size_t len);
+
 int dipx_mp_encode_doc (const dipx_schema_t *schema, const void *src, uint32_t present,
                         uint8_t **out, size_t *out_len);
 

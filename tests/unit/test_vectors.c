@@ -258,6 +258,17 @@ test_frames (void **state)
         size_t again_len;
         assert_int_equal (dipx_frame_encode (&d, &again, &again_len), 0);
         s_assert_bytes (c->name, again, again_len, want.data, want.len);
+        /* Into a fixed buffer (the broker's allocation-free replies): the
+           same bytes when it fits exactly, frame_size when one byte short.  */
+        uint8_t *fixed = malloc (want.len);
+        size_t fixed_len = 0;
+        assert_non_null (fixed);
+        assert_int_equal (dipx_frame_encode_into (&f, fixed, want.len, &fixed_len), 0);
+        s_assert_bytes (c->name, fixed, fixed_len, want.data, want.len);
+        assert_int_equal (dipx_frame_encode_into (&f, fixed, want.len - 1, &fixed_len),
+                          DIPX_E_FRAME_SIZE);
+        assert_int_equal (fixed_len, 0);
+        free (fixed);
         seen[c->cmd] = true;
         free (again);
         free (got);
