@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "dipx_audit.h"
@@ -177,6 +178,29 @@ s_dead (int argc, char **argv)
     return rc == DIPX_E_NOT_FOUND ? 0 : 1;
 }
 
+/*  Every connection is a descriptor, and a service manager's soft limit is
+    often 1024: take the hard limit. libzmq's listener cannot back off from
+    EMFILE (the listening socket stays readable, and its I/O thread spins on
+    accept), so running out of descriptors must not happen below
+    max_sessions; say so if the hard limit allows no more.  */
+static void
+s_raise_nofile (const dipx_config_t *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit (RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit (RLIMIT_NOFILE, &rl) != 0)
+            getrlimit (RLIMIT_NOFILE, &rl);
+    }
+    /* Headroom beside the agencies: LMDB, ZeroMQ's mailboxes, the log.  */
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < cfg->max_sessions + 256)
+        dipx_log_warn ("open files limited to %llu: fewer than max_sessions (%llu) agencies can "
+                       "connect; raise LimitNOFILE / ulimit -n",
+                       (unsigned long long) rl.rlim_cur, (unsigned long long) cfg->max_sessions);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -223,10 +247,15 @@ main (int argc, char **argv)
        not kill the broker.  */
     signal (SIGXFSZ, SIG_IGN);
 
+    s_raise_nofile (&cfg);
     dipx_server_t *server;
     int rc = dipx_server_new (&cfg, &server);
-    if (rc)
+    if (rc) {
+        /* Some failures (out of memory, a ZeroMQ context) are not logged
+           where they happen: a refusal to start always says why.  */
+        dipx_log_error ("not started: %s", dipx_strerror (rc));
         return 1;
+    }
     if (check) {
         printf ("ok: %s %s\n", dipx_server_endpoint (server), dipx_server_public_key (server));
         dipx_server_destroy (&server);

@@ -13,7 +13,9 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -141,8 +143,28 @@ harness_start (harness_t *h)
     if (pipe (fds) != 0)
         return -1;
     char exe[600], fdarg[16];
-    snprintf (exe, sizeof exe, "%s/broker/dipxd", s_env ("DIPX_BUILD_DIR"));
+    if (h->exe && h->exe[0] == '/')
+        snprintf (exe, sizeof exe, "%s", h->exe);
+    else
+        snprintf (exe, sizeof exe, "%s/%s", s_env ("DIPX_BUILD_DIR"),
+                  h->exe ? h->exe : "broker/dipxd");
     snprintf (fdarg, sizeof fdarg, "%d", fds[1]);
+    /* The child's environment, built before fork: only async-signal-safe
+       calls between fork and exec (a test may have threads).  */
+    char *envp[1024];
+    size_t ne = 0;
+    for (int i = 0; i < H_MAX_ENV && h->env[i]; i++)
+        envp[ne++] = (char *) h->env[i];
+    for (char **e = environ; *e && ne < sizeof envp / sizeof *envp - 1; e++) {
+        bool replaced = false;
+        for (int i = 0; i < H_MAX_ENV && h->env[i]; i++) {
+            size_t n = strcspn (h->env[i], "=");
+            replaced |= strncmp (*e, h->env[i], n + 1) == 0;
+        }
+        if (!replaced)
+            envp[ne++] = *e;
+    }
+    envp[ne] = NULL;
     pid_t pid = fork ();
     if (pid < 0)
         return -1;
@@ -160,7 +182,9 @@ harness_start (harness_t *h)
             struct rlimit rl = {(rlim_t) h->fsize_limit, RLIM_INFINITY};
             setrlimit (RLIMIT_FSIZE, &rl);
         }
-        execl (exe, "dipxd", "--config", h->config, "--ready-fd", fdarg, (char *) NULL);
+        char *argv[] = {(char *) "dipxd", (char *) "--config", h->config, (char *) "--ready-fd",
+                        fdarg, NULL};
+        execve (exe, argv, envp);
         _exit (127);
     }
     close (fds[1]);
@@ -202,6 +226,39 @@ harness_stop (harness_t *h, int sig)
         h->last_status = status;
     }
     return status;
+}
+
+int
+harness_wait_exit (harness_t *h, int timeout_ms)
+{
+    if (h->pid <= 0)
+        return 1;
+    int status = 0;
+    pid_t r = waitpid (h->pid, &status, WNOHANG);
+#ifdef SYS_pidfd_open
+    int pfd = r == 0 ? (int) syscall (SYS_pidfd_open, h->pid, 0) : -1;
+#else
+    int pfd = -1;
+#endif
+    if (pfd >= 0) {
+        struct pollfd p = {pfd, POLLIN, 0};
+        while (poll (&p, 1, timeout_ms) < 0 && errno == EINTR)
+            ;
+        close (pfd);
+        r = waitpid (h->pid, &status, WNOHANG);
+    } else if (r == 0) {
+        /* No pidfd (kernel < 5.3): look every 10 ms.  */
+        for (int waited = 0; r == 0 && waited < timeout_ms; waited += 10) {
+            struct timespec ts = {0, 10 * 1000000L};
+            nanosleep (&ts, NULL);
+            r = waitpid (h->pid, &status, WNOHANG);
+        }
+    }
+    if (r != h->pid)
+        return 0;
+    h->pid = 0;
+    h->last_status = status;
+    return 1;
 }
 
 void

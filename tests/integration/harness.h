@@ -15,6 +15,7 @@
 #include "dipx_identity.h"
 
 #define H_MAX_AGENCIES 16
+#define H_MAX_ENV 8
 
 typedef struct {
     char id[DIPX_MAX_AGENCY_ID + 1]; /* agency id */
@@ -39,6 +40,11 @@ typedef struct {
     int last_status;                 /* wait status of the last dipxd reaped */
     long fsize_limit;                /* if > 0: RLIMIT_FSIZE soft limit for dipxd */
     char log[512];                   /* broker's stderr */
+    const char *exe;                 /* broker executable: a path relative to the build
+                                        dir or absolute; NULL = broker/dipxd */
+    const char *env[H_MAX_ENV + 1];  /* extra "NAME=value" for the broker's environment
+                                        (NULL-terminated; replaces a variable of the same
+                                        name); strings kept by the caller */
 } harness_t;
 
 /*  Creates the temp dir and broker identity. extra: config lines appended
@@ -57,6 +63,11 @@ int harness_start (harness_t *h);
 
 /*  Sends sig and reaps the broker. Returns its wait status.  */
 int harness_stop (harness_t *h, int sig);
+
+/*  Waits up to timeout_ms for the broker to exit by itself (an event: its
+    pidfd, not a polling sleep). Returns 1 and reaps it (status in
+    last_status, pid 0) if it exited, 0 if it is still running.  */
+int harness_wait_exit (harness_t *h, int timeout_ms);
 
 /*  Stops the broker and removes the directory.  */
 void harness_fini (harness_t *h);

@@ -1,0 +1,281 @@
+/*  fi_io.c - I/O-failure injection on the broker's LMDB data file, as an
+    LD_PRELOAD shim (libdipx_fi_io.so). Writes and syncs of data.mdb fail with
+    a real errno, as a failing disk (EIO) or a full one (ENOSPC) would make
+    them, whichever thread makes them (the service thread's commit, or a sync
+    thread calling mdb_env_sync).
+
+    It learns the data file's descriptors by watching open/openat for a path
+    ending in "/data.mdb" (and close), and intercepts on those descriptors:
+
+        data   pwrite/pwrite64/pwritev/write/writev at or past the third page
+               (LMDB's page flush: one pwrite, or lseek + writev)
+        meta   the same below the third page (LMDB's two meta pages)
+        sync   fsync, fdatasync, sync_file_range
+
+    DIPX_FI_IO, comma-separated: errno=EIO|ENOSPC, ops=data+meta+sync (any of
+    them, joined by '+'), skip=S (let S matching calls pass once armed),
+    count=C (then fail C calls and stop failing; 0 or absent = fail forever).
+    DIPX_FI_IO_ARM names a file: nothing fails until it exists (checked with
+    access() on matching calls only, a few per commit), so a test arms the
+    fault at an event of its choosing (after the broker is READY and has
+    accepted what it should keep) and never on a sleep.
+
+    Each failure is logged to stderr ("fi-io: fail ..."): a test checks that
+    its fault really fired. Built without sanitizers in every build: it sits
+    below ASan's own interceptors (the executable's symbols come first, and
+    their REAL() is found with RTLD_NEXT, i.e. here).
+*/
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define S_MAXFD 4096
+#define S_META_LIMIT (2 * 4096) /* LMDB's meta pages: pages 0 and 1 (4 KiB pages) */
+
+enum { OP_DATA = 1, OP_META = 2, OP_SYNC = 4 };
+
+static atomic_bool s_is_data[S_MAXFD]; /* fd refers to data.mdb */
+static struct {
+    bool enabled;  /* DIPX_FI_IO set */
+    int err;       /* errno to fail with */
+    int ops;       /* OP_* mask */
+    long skip;     /* matching calls let through once armed */
+    long count;    /* failures, 0 = forever */
+    char arm[512]; /* arm file */
+} s_cfg;
+static atomic_bool s_armed;
+static atomic_long s_matched; /* matching calls since armed */
+
+__attribute__ ((format (printf, 1, 2))) static void
+s_say (const char *fmt, ...)
+{
+    char line[256];
+    va_list ap;
+    va_start (ap, fmt);
+    int n = vsnprintf (line, sizeof line - 1, fmt, ap);
+    va_end (ap);
+    if (n < 0)
+        return;
+    if ((size_t) n > sizeof line - 2)
+        n = (int) sizeof line - 2;
+    line[n++] = '\n';
+    ssize_t (*real_write) (int, const void *, size_t) = dlsym (RTLD_NEXT, "write");
+    if (real_write)
+        real_write (STDERR_FILENO, line, (size_t) n);
+}
+
+__attribute__ ((constructor)) static void
+s_init (void)
+{
+    const char *spec = getenv ("DIPX_FI_IO");
+    const char *arm = getenv ("DIPX_FI_IO_ARM");
+    if (!spec || !*spec)
+        return;
+    s_cfg.enabled = true;
+    s_cfg.err = strstr (spec, "errno=ENOSPC") ? ENOSPC : EIO;
+    const char *ops = strstr (spec, "ops=");
+    if (ops) {
+        size_t n = strcspn (ops, ",");
+        char word[64];
+        snprintf (word, sizeof word, "%.*s", (int) n, ops);
+        s_cfg.ops = (strstr (word, "data") ? OP_DATA : 0) | (strstr (word, "meta") ? OP_META : 0)
+                    | (strstr (word, "sync") ? OP_SYNC : 0);
+    } else
+        s_cfg.ops = OP_DATA | OP_META | OP_SYNC;
+    const char *p;
+    s_cfg.skip = (p = strstr (spec, "skip=")) ? atol (p + 5) : 0;
+    s_cfg.count = (p = strstr (spec, "count=")) ? atol (p + 6) : 0;
+    snprintf (s_cfg.arm, sizeof s_cfg.arm, "%s", arm ? arm : "");
+    atomic_store (&s_armed, !arm || !*arm);
+    s_say ("fi-io: '%s'%s", spec, arm ? ", armed by a file" : "");
+}
+
+/*  true if this call must fail (errno is then set).  */
+static bool
+s_fail (int fd, int op, const char *what)
+{
+    if (!s_cfg.enabled || fd < 0 || fd >= S_MAXFD || !atomic_load (&s_is_data[fd])
+        || !(s_cfg.ops & op))
+        return false;
+    if (!atomic_load (&s_armed)) {
+        if (access (s_cfg.arm, F_OK) != 0)
+            return false;
+        atomic_store (&s_armed, true);
+        s_say ("fi-io: armed");
+    }
+    long n = atomic_fetch_add (&s_matched, 1) + 1;
+    if (n <= s_cfg.skip || (s_cfg.count && n > s_cfg.skip + s_cfg.count))
+        return false;
+    s_say ("fi-io: fail %s(fd %d) with %s (%ld)", what, fd, strerror (s_cfg.err), n - s_cfg.skip);
+    errno = s_cfg.err;
+    return true;
+}
+
+static int
+s_write_op (int fd, off_t off)
+{
+    if (off < 0) { /* write/writev: LMDB positioned the file with lseek */
+        off_t (*real_lseek) (int, off_t, int) = dlsym (RTLD_NEXT, "lseek");
+        off = real_lseek ? real_lseek (fd, 0, SEEK_CUR) : S_META_LIMIT;
+    }
+    return off < S_META_LIMIT ? OP_META : OP_DATA;
+}
+
+#define REAL(name, ret, ...)                                                                       \
+    static ret (*real) (__VA_ARGS__);                                                              \
+    if (!real)                                                                                     \
+        real = (ret (*) (__VA_ARGS__)) dlsym (RTLD_NEXT, name);
+
+static void
+s_opened (int fd, const char *path)
+{
+    size_t n = path ? strlen (path) : 0;
+    if (fd >= 0 && fd < S_MAXFD && n >= 9 && strcmp (path + n - 9, "/data.mdb") == 0)
+        atomic_store (&s_is_data[fd], true);
+}
+
+static mode_t
+s_mode (int flags, va_list ap)
+{
+    bool has_mode = (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE;
+    return has_mode ? (mode_t) va_arg (ap, int) : 0;
+}
+
+int
+open (const char *path, int flags, ...)
+{
+    REAL ("open", int, const char *, int, ...);
+    va_list ap;
+    va_start (ap, flags);
+    mode_t mode = s_mode (flags, ap);
+    va_end (ap);
+    int fd = real (path, flags, mode);
+    s_opened (fd, path);
+    return fd;
+}
+
+int
+open64 (const char *path, int flags, ...)
+{
+    REAL ("open64", int, const char *, int, ...);
+    va_list ap;
+    va_start (ap, flags);
+    mode_t mode = s_mode (flags, ap);
+    va_end (ap);
+    int fd = real (path, flags, mode);
+    s_opened (fd, path);
+    return fd;
+}
+
+int
+openat (int dirfd, const char *path, int flags, ...)
+{
+    REAL ("openat", int, int, const char *, int, ...);
+    va_list ap;
+    va_start (ap, flags);
+    mode_t mode = s_mode (flags, ap);
+    va_end (ap);
+    int fd = real (dirfd, path, flags, mode);
+    s_opened (fd, path);
+    return fd;
+}
+
+int
+openat64 (int dirfd, const char *path, int flags, ...)
+{
+    REAL ("openat64", int, int, const char *, int, ...);
+    va_list ap;
+    va_start (ap, flags);
+    mode_t mode = s_mode (flags, ap);
+    va_end (ap);
+    int fd = real (dirfd, path, flags, mode);
+    s_opened (fd, path);
+    return fd;
+}
+
+int
+close (int fd)
+{
+    REAL ("close", int, int);
+    if (fd >= 0 && fd < S_MAXFD)
+        atomic_store (&s_is_data[fd], false);
+    return real (fd);
+}
+
+ssize_t
+pwrite (int fd, const void *buf, size_t n, off_t off)
+{
+    REAL ("pwrite", ssize_t, int, const void *, size_t, off_t);
+    return s_fail (fd, s_write_op (fd, off), "pwrite") ? -1 : real (fd, buf, n, off);
+}
+
+ssize_t
+pwrite64 (int fd, const void *buf, size_t n, off_t off)
+{
+    REAL ("pwrite64", ssize_t, int, const void *, size_t, off_t);
+    return s_fail (fd, s_write_op (fd, off), "pwrite64") ? -1 : real (fd, buf, n, off);
+}
+
+ssize_t
+pwritev (int fd, const struct iovec *iov, int n, off_t off)
+{
+    REAL ("pwritev", ssize_t, int, const struct iovec *, int, off_t);
+    return s_fail (fd, s_write_op (fd, off), "pwritev") ? -1 : real (fd, iov, n, off);
+}
+
+ssize_t
+pwritev64 (int fd, const struct iovec *iov, int n, off_t off)
+{
+    REAL ("pwritev64", ssize_t, int, const struct iovec *, int, off_t);
+    return s_fail (fd, s_write_op (fd, off), "pwritev64") ? -1 : real (fd, iov, n, off);
+}
+
+ssize_t
+write (int fd, const void *buf, size_t n)
+{
+    REAL ("write", ssize_t, int, const void *, size_t);
+    if (fd >= 0 && fd < S_MAXFD && atomic_load (&s_is_data[fd])
+        && s_fail (fd, s_write_op (fd, -1), "write"))
+        return -1;
+    return real (fd, buf, n);
+}
+
+ssize_t
+writev (int fd, const struct iovec *iov, int n)
+{
+    REAL ("writev", ssize_t, int, const struct iovec *, int);
+    if (fd >= 0 && fd < S_MAXFD && atomic_load (&s_is_data[fd])
+        && s_fail (fd, s_write_op (fd, -1), "writev"))
+        return -1;
+    return real (fd, iov, n);
+}
+
+int
+fsync (int fd)
+{
+    REAL ("fsync", int, int);
+    return s_fail (fd, OP_SYNC, "fsync") ? -1 : real (fd);
+}
+
+int
+fdatasync (int fd)
+{
+    REAL ("fdatasync", int, int);
+    return s_fail (fd, OP_SYNC, "fdatasync") ? -1 : real (fd);
+}
+
+int
+sync_file_range (int fd, off_t off, off_t n, unsigned int flags)
+{
+    REAL ("sync_file_range", int, int, off_t, off_t, unsigned int);
+    return s_fail (fd, OP_SYNC, "sync_file_range") ? -1 : real (fd, off, n, flags);
+}

@@ -1,0 +1,179 @@
+/*  test_fi_alloc.c - allocations that fail inside the broker (dipxd_fi, see
+    fi_alloc.c): at start-up the broker refuses to start with a logged error
+    and exit status 1, never a signal; in service it answers every SEND
+    (ACCEPTED, REFUSED or ERROR), never ACCEPTs what it did not store, and
+    after a restart without faults everything accepted is delivered and
+    audited (fi_ledger.h).
+
+        startup   every allocation made before READY, failed in turn (one
+                  broker start each)
+        paths     in service: the first allocation on every distinct call
+                  path fails, once; a workload of sends, deliveries,
+                  acknowledgements, outcomes and tracks reaches the paths
+        bursts    in service: runs of consecutive failures at a fixed period,
+                  so that whole turns fail (the "commit failed three times"
+                  answer) and failures land in the middle of a turn
+
+    Run one case: test_fi_alloc <name> (ctest registers each).  */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "dipx_envelope.h"
+#include "fi_ledger.h"
+
+#define FI_EXE "tests/dipxd_fi"
+#define ANSWER_MS 2000
+
+/*  The count the broker reported of its allocations before READY.  */
+static long
+s_startup_allocs (harness_t *h)
+{
+    FILE *f = fopen (h->log, "r");
+    assert_non_null (f);
+    char line[1024];
+    long n = -1;
+    while (fgets (line, sizeof line, f)) {
+        const char *p = strstr (line, "fi-alloc: ");
+        long v;
+        if (p && sscanf (p, "fi-alloc: %ld allocations before the service loop", &v) == 1)
+            n = v;
+    }
+    fclose (f);
+    return n;
+}
+
+static void
+test_startup (void **state)
+{
+    (void) state;
+    harness_t *h = fi_harness (NULL);
+    h->exe = FI_EXE;
+    h->env[0] = "DIPX_FI_ALLOC=count";
+    assert_int_equal (harness_start (h), 0);
+    assert_true (WIFEXITED (harness_stop (h, SIGTERM)));
+    long total = s_startup_allocs (h);
+    assert_true (total > 0);
+    int refused = 0, tolerated = 0;
+    char spec[64];
+    h->env[0] = spec;
+    for (long k = 1; k <= total; k++) {
+        snprintf (spec, sizeof spec, "DIPX_FI_ALLOC=start,nth=%ld", k);
+        assert_int_equal (truncate (h->log, 0), 0);
+        if (harness_start (h) == 0) {
+            /* A failure the broker can do without: it must then serve.  */
+            tolerated++;
+            assert_true (WIFEXITED (harness_stop (h, SIGTERM)));
+            fi_assert_log_clean (h);
+        } else {
+            refused++;
+            fi_assert_clean_exit (h);
+        }
+        if (fi_log_count (h, "fi-alloc: fail") != 1)
+            fail_msg ("allocation %ld of %ld did not fail exactly once (log %s)", k, total, h->log);
+    }
+    print_message ("fi: start-up: %ld allocations failed in turn: %d refused to start cleanly, "
+                   "%d tolerated\n", total, refused, tolerated);
+    /* The data directory the failed starts left behind serves as usual.  */
+    h->exe = NULL;
+    h->env[0] = NULL;
+    assert_int_equal (harness_start (h), 0);
+    fi_ledger_t *l = fi_ledger ();
+    fi_open (l, h);
+    fi_send (l, ANSWER_MS);
+    assert_int_equal (l->msgs[0].answer, FI_ACCEPTED);
+    harness_stop (h, SIGTERM);
+    fi_verify (l);
+    harness_fini (h);
+}
+
+/*  Sends n messages one at a time, receiving as it goes; tracks some. Stops
+    early if the broker exits.  */
+static void
+s_workload (fi_ledger_t *l, int n)
+{
+    for (int k = 0; k < n; k++) {
+        int i = fi_send (l, ANSWER_MS);
+        if (l->msgs[i].answer == FI_SILENT && harness_wait_exit (l->h, 0))
+            return;
+        fi_receive (l, 0);
+        if (k % 4 == 3 && fi_session (l, &l->police, "police.test", 0, ANSWER_MS) == 0) {
+            dipx_receipt_t ev[8];
+            size_t got = 0;
+            dipx_client_track (l->police, l->msgs[i].id, ANSWER_MS, ev, 8, &got); /* may fail */
+        }
+    }
+    uint64_t deadline = dipx_mono_ms () + 5000;
+    while (fi_missing (l) > 0 && dipx_mono_ms () < deadline && !harness_wait_exit (l->h, 0))
+        fi_receive (l, 200);
+}
+
+/*  Runs the workload on dipxd_fi with spec, then checks the promise.  */
+static void
+s_in_service (const char *spec, int min_failures)
+{
+    harness_t *h = fi_harness ("ack_timeout_ms = 2000");
+    h->exe = FI_EXE;
+    h->env[0] = spec;
+    assert_int_equal (harness_start (h), 0);
+    fi_ledger_t *l = fi_ledger ();
+    l->outcomes = true;
+    fi_open (l, h);
+    s_workload (l, 40);
+    if (harness_wait_exit (h, 0))
+        fi_assert_clean_exit (h); /* it may stop; only cleanly */
+    else if (!WIFEXITED (harness_stop (h, SIGTERM)))
+        fail_msg ("broker did not stop cleanly on SIGTERM (log %s)", h->log);
+    fi_assert_log_clean (h);
+    int failed = fi_log_count (h, "fi-alloc: fail ");
+    int paths = fi_log_count (h, "fi-alloc: fail path");
+    print_message ("fi: %s: %d allocations failed (%d distinct paths); %d sends unanswered; "
+                   "%d accepted not delivered before the restart; client sessions refused %d "
+                   "times\n",
+                   spec, failed - paths, paths, l->silent, fi_missing (l), l->rehello);
+    assert_true (failed >= min_failures); /* the faults really reached the broker */
+    int silent = l->silent;
+    fi_verify (l);
+    if (silent)
+        fail_msg ("%d SENDs got no answer at all from the running broker (log %s)", silent,
+                  h->log);
+    harness_fini (h);
+}
+
+static void
+test_paths (void **state)
+{
+    (void) state;
+    s_in_service ("DIPX_FI_ALLOC=run,paths", 10);
+}
+
+static void
+test_bursts (void **state)
+{
+    (void) state;
+    s_in_service ("DIPX_FI_ALLOC=run,nth=3,every=61,burst=4", 10);
+}
+
+int
+main (int argc, char **argv)
+{
+    if (sodium_init () < 0)
+        return 1;
+    if (argc > 1)
+        cmocka_set_test_filter (argv[1]);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_startup),
+        cmocka_unit_test (test_paths),
+        cmocka_unit_test (test_bursts),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}

@@ -1,0 +1,256 @@
+/*  test_fi_io.c - the broker's data file fails under it: writes and syncs of
+    data.mdb return EIO or ENOSPC (a real errno, from the LD_PRELOAD shim
+    libdipx_fi_io.so, see fi_io.c), for a few calls (transient) or for good
+    (persistent). The fault is armed by creating a file once the broker is
+    READY and has accepted a first batch.
+
+    The promise (fi_ledger.h): the broker never crashes; every SEND is
+    answered ACCEPTED, REFUSED or ERROR with storage/storage_full, or the
+    broker exits with a logged error and a non-zero status; nothing is
+    ACCEPTED while every commit fails; after a restart without faults every
+    ACCEPTED message is delivered and audited, and the rest can be resent.
+
+    On top of it, by case:
+      - a failed fsync/fdatasync of data pages may be survived: the kernel
+        may have dropped those pages, but they belong to the aborted
+        transaction and no meta page refers to them (LMDB never overwrites
+        a live page), so the next transaction writes and syncs its own;
+      - a failed meta-page write leaves LMDB in MDB_FATAL_ERROR (every later
+        transaction MDB_PANIC): the broker must stop, not answer errors
+        forever;
+      - a transient data-page failure (EIO, ENOSPC) may be survived: then the
+        broker recovers by itself, without a restart.
+
+    Run one case: test_fi_io <name> (ctest registers each).  */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "dipx_envelope.h"
+#include "fi_ledger.h"
+
+#define ANSWER_MS 5000
+#define BEFORE 5  /* messages accepted before the fault */
+#define DURING 10 /* messages sent once it is armed */
+
+typedef enum {
+    MAY_SURVIVE, /* carrying on (with errors) or stopping cleanly are both right */
+    MUST_STOP,   /* only a clean stop is right */
+} s_expect_t;
+
+/*  Starts the broker with the shim loaded and its faults (spec) waiting
+    for the arm file; returns that file's path.  */
+static const char *
+s_start_shim (harness_t *h, const char *spec)
+{
+    static char preload[700], fi[200], arm[600], asan[1200];
+    snprintf (preload, sizeof preload, "LD_PRELOAD=%s/tests/libdipx_fi_io.so",
+              getenv ("DIPX_BUILD_DIR"));
+    snprintf (fi, sizeof fi, "DIPX_FI_IO=%s", spec);
+    snprintf (arm, sizeof arm, "DIPX_FI_IO_ARM=%s/arm", h->dir);
+    /* ASan (clang's static runtime) must not object to a preloaded library
+       ahead of it; the shim itself is not instrumented.  */
+    const char *asan_env = getenv ("ASAN_OPTIONS");
+    snprintf (asan, sizeof asan, "ASAN_OPTIONS=%s%sverify_asan_link_order=0",
+              asan_env ? asan_env : "", asan_env && *asan_env ? ":" : "");
+    h->env[0] = preload;
+    h->env[1] = fi;
+    h->env[2] = arm;
+    h->env[3] = asan;
+    assert_int_equal (harness_start (h), 0);
+    assert_true (fi_log_count (h, "fi-io: '") == 1); /* the shim is loaded */
+    return arm + strlen ("DIPX_FI_IO_ARM=");
+}
+
+static void
+s_arm (const char *path)
+{
+    int fd = open (path, O_WRONLY | O_CREAT, 0600);
+    assert_true (fd >= 0);
+    close (fd);
+}
+
+static void
+s_io_case (const char *spec, bool transient, s_expect_t expect)
+{
+    harness_t *h = fi_harness (NULL);
+    const char *arm = s_start_shim (h, spec);
+
+    fi_ledger_t *l = fi_ledger ();
+    fi_open (l, h);
+    for (int i = 0; i < BEFORE; i++) {
+        fi_send (l, ANSWER_MS);
+        assert_int_equal (l->msgs[i].answer, FI_ACCEPTED);
+    }
+    uint64_t deadline = dipx_mono_ms () + 15000;
+    while (fi_missing (l) > 0 && dipx_mono_ms () < deadline)
+        fi_receive (l, 200);
+    assert_int_equal (fi_missing (l), 0);
+
+    /* The disk goes bad.  */
+    s_arm (arm);
+    int first = l->n, accepted_during = 0, bad_codes = 0;
+    bool exited = false;
+    for (int k = 0; k < DURING && !exited; k++) {
+        int i = fi_send (l, ANSWER_MS);
+        fi_msg_t *m = &l->msgs[i];
+        if (m->answer == FI_ACCEPTED)
+            accepted_during++;
+        else if (m->answer == FI_REFUSED || m->answer == FI_ERROR) {
+            if (m->code != DIPX_E_STORAGE && m->code != DIPX_E_STORAGE_FULL) {
+                bad_codes++;
+                print_message ("fi: message %d answered with code %s\n", i,
+                               dipx_error_name (m->code));
+            }
+        }
+        fi_receive (l, 0);
+        exited = harness_wait_exit (h, 0);
+    }
+    /* A broker that stops may finish its turn first.  */
+    if (!exited && expect == MUST_STOP)
+        exited = harness_wait_exit (h, 5000);
+    int injected = fi_log_count (h, "fi-io: fail");
+    int last_answer = l->msgs[l->n - 1].answer;
+    print_message ("fi: %s: %d I/O calls failed; of %d sends %d ACCEPTED; broker %s\n", spec,
+                   injected, l->n - first, accepted_during,
+                   exited ? "stopped by itself" : "carried on");
+    assert_true (injected > 0); /* the fault really hit the data file */
+
+    /* Judge what the broker did, then check the data in any case; a broken
+       promise is reported at the end, after the data has been checked.  */
+    char broken[512] = "";
+    if (exited)
+        fi_assert_clean_exit (h);
+    else {
+        if (expect == MUST_STOP)
+            snprintf (broken, sizeof broken,
+                      "the broker carried on after '%s' (it should stop with a logged error: "
+                      "the state of its data file is unknown); see %s",
+                      spec, h->log);
+        else if (transient && last_answer != FI_ACCEPTED)
+            snprintf (broken, sizeof broken,
+                      "the broker did not recover after the transient fault '%s' (last answer "
+                      "%d); see %s",
+                      spec, last_answer, h->log);
+        if (!transient && accepted_during > 0)
+            snprintf (broken, sizeof broken,
+                      "%d messages ACCEPTED while every write or sync of the data file failed "
+                      "('%s'); see %s",
+                      accepted_during, spec, h->log);
+        int st = harness_stop (h, SIGTERM);
+        if (!WIFEXITED (st))
+            fail_msg ("the broker did not stop cleanly on SIGTERM (log %s)", h->log);
+        fi_assert_log_clean (h);
+    }
+    if (bad_codes)
+        snprintf (broken, sizeof broken, "%d SENDs answered with a code other than storage or "
+                  "storage_full ('%s'); see %s", bad_codes, spec, h->log);
+    fi_verify (l);
+    if (broken[0])
+        fail_msg ("%s", broken);
+    harness_fini (h);
+}
+
+static void
+test_eio_data_transient (void **state)
+{
+    (void) state;
+    s_io_case ("errno=EIO,ops=data,count=2", true, MAY_SURVIVE);
+}
+
+static void
+test_eio_data_persistent (void **state)
+{
+    (void) state;
+    s_io_case ("errno=EIO,ops=data", false, MAY_SURVIVE);
+}
+
+static void
+test_eio_sync_transient (void **state)
+{
+    (void) state;
+    s_io_case ("errno=EIO,ops=sync,count=1", true, MAY_SURVIVE);
+}
+
+static void
+test_eio_sync_persistent (void **state)
+{
+    (void) state;
+    s_io_case ("errno=EIO,ops=sync", false, MAY_SURVIVE);
+}
+
+static void
+test_enospc_data_transient (void **state)
+{
+    (void) state;
+    s_io_case ("errno=ENOSPC,ops=data,count=2", true, MAY_SURVIVE);
+}
+
+static void
+test_enospc_data_persistent (void **state)
+{
+    (void) state;
+    s_io_case ("errno=ENOSPC,ops=data", false, MAY_SURVIVE);
+}
+
+static void
+test_eio_meta_transient (void **state)
+{
+    (void) state;
+    s_io_case ("errno=EIO,ops=meta,count=1", true, MUST_STOP);
+}
+
+/*  A HELLO whose turn cannot be committed (three failed writes: the turn
+    and its two degraded runs) is answered ERROR storage. The library asks
+    again, backing off from 100 ms, rather than waiting for a reconnect that
+    would never come, and the session starts once the disk works.  */
+static void
+test_hello_retried (void **state)
+{
+    (void) state;
+    harness_t *h = fi_harness (NULL);
+    const char *arm = s_start_shim (h, "errno=EIO,ops=data,count=3");
+    /* A first session makes sure the start-up record is committed, so the
+       faults fall on the second HELLO's turn.  */
+    dipx_client_t *first, *c;
+    assert_int_equal (harness_client (h, "police.test", 16, &first), 0);
+    assert_int_equal (dipx_client_wait_ready (first, 20000), 0);
+    s_arm (arm);
+    assert_int_equal (harness_client (h, "cjit.test", 16, &c), 0);
+    assert_int_equal (dipx_client_wait_ready (c, 20000), 0);
+    assert_int_equal (fi_log_count (h, "commit failed three times"), 1);
+    dipx_client_destroy (&c);
+    dipx_client_destroy (&first);
+    assert_int_equal (WEXITSTATUS (harness_stop (h, SIGTERM)), 0);
+    harness_fini (h);
+}
+
+int
+main (int argc, char **argv)
+{
+    if (sodium_init () < 0)
+        return 1;
+    if (argc > 1)
+        cmocka_set_test_filter (argv[1]);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_eio_data_transient),
+        cmocka_unit_test (test_eio_data_persistent),
+        cmocka_unit_test (test_eio_sync_transient),
+        cmocka_unit_test (test_eio_sync_persistent),
+        cmocka_unit_test (test_enospc_data_transient),
+        cmocka_unit_test (test_enospc_data_persistent),
+        cmocka_unit_test (test_eio_meta_transient),
+        cmocka_unit_test (test_hello_retried),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
