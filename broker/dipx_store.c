@@ -30,13 +30,13 @@
 #include "dipx_bytes.h"
 #include "dipx_log.h"
 
-#define S_NDBS 11
+#define S_NDBS 12
 
 enum { DB_META, DB_MSGS, DB_MSTATE, DB_QUEUE, DB_QSTAT, DB_IDS, DB_EXPIRY, DB_DEAD, DB_AUDIT,
-       DB_AUD_ID, DB_AUD_SUB };
+       DB_AUD_ID, DB_AUD_SUB, DB_AUD_SEQ };
 static const char *const s_db_names[S_NDBS] = {"meta",   "msgs", "mstate", "queue",
                                                "qstat",  "ids",  "expiry", "dead",
-                                               "audit",  "aud_id", "aud_sub"};
+                                               "audit",  "aud_id", "aud_sub", "aud_seq"};
 
 struct dipx_store_t {
     MDB_env *env;          /* the environment */
@@ -44,6 +44,8 @@ struct dipx_store_t {
     uint64_t map_size;     /* current map size */
     uint64_t map_max;      /* growth ceiling */
     bool readonly;         /* opened read-only */
+    bool has_aud_seq;      /* aud_seq exists (a read-only open of a store no
+                              broker of this version has written lacks it) */
     bool ran_out;          /* a write hit MDB_MAP_FULL: grow at the next begin */
     bool failed;           /* LMDB panicked: the environment is unusable */
     dipx_txn_t *write_txn; /* the open write transaction, if any */
@@ -302,8 +304,14 @@ dipx_store_open (const char *dir, uint64_t map_size, uint64_t map_max, bool read
         if (rc == 0)
             rc = mdb_txn_begin (self->env, NULL, readonly ? MDB_RDONLY : 0, &txn);
     }
-    for (int i = 0; rc == 0 && i < S_NDBS; i++)
+    for (int i = 0; rc == 0 && i < S_NDBS; i++) {
         rc = mdb_dbi_open (txn, s_db_names[i], readonly ? 0 : MDB_CREATE, &self->dbi[i]);
+        if (i == DB_AUD_SEQ) {
+            self->has_aud_seq = rc == 0;
+            if (rc == MDB_NOTFOUND && readonly)
+                rc = 0;
+        }
+    }
     /* Commit even a read-only transaction: LMDB closes the handles opened
        in a transaction that is aborted.  */
     if (rc == 0)
@@ -459,12 +467,36 @@ dipx_store_abort (dipx_txn_t **txn_p)
 
 /* --- messages ------------------------------------------------------------ */
 
+/*  The ids record is written once, when the message is accepted, and never
+    rewritten: its keys are random (client-chosen message ids), so every
+    write to it dirties a leaf page of its own, and the tree holds one entry
+    per message ever accepted. A message's current state lives in mstate
+    (keyed by seq, so its writes stay on a few pages), which an ack now
+    keeps, as 13 bytes, instead of deleting. A record without an mstate
+    entry was acknowledged by an older broker, which rewrote the state in
+    the ids record: that state is used.  */
 int
 dipx_store_id_get (dipx_txn_t *t, const uint8_t id[DIPX_ID_BYTES], dipx_idrec_t *out)
 {
     MDB_val k = {DIPX_ID_BYTES, (void *) id}, v;
     int rc = s_err (mdb_get (t->txn, t->store->dbi[DB_IDS], &k, &v));
-    return rc ? rc : dipx_store_decode_id (v.mv_data, v.mv_size, out);
+    if (rc == 0)
+        rc = dipx_store_decode_id (v.mv_data, v.mv_size, out);
+    if (rc)
+        return rc;
+    uint8_t kb[8];
+    dipx_put_be64 (kb, out->seq);
+    MDB_val sk = {8, kb}, sv;
+    rc = mdb_get (t->txn, t->store->dbi[DB_MSTATE], &sk, &sv);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc)
+        return s_err (rc);
+    dipx_msgrec_t m;
+    if (s_decode_state (&sv, &m))
+        return DIPX_E_CORRUPT;
+    out->state = m.state;
+    return 0;
 }
 
 int
@@ -626,15 +658,14 @@ s_dequeue (dipx_txn_t *t, const dipx_msgrec_t *m)
     return rc == DIPX_E_NOT_FOUND ? DIPX_E_CORRUPT : rc;
 }
 
+/*  A state change is written to mstate (see dipx_store_id_get); the ids
+    record only has to exist. A lookup, no write: the ids page stays clean.  */
 static int
-s_set_id_state (dipx_txn_t *t, const uint8_t id[DIPX_ID_BYTES], int state)
+s_id_exists (dipx_txn_t *t, const uint8_t id[DIPX_ID_BYTES])
 {
-    dipx_idrec_t ir;
-    int rc = dipx_store_id_get (t, id, &ir);
-    if (rc)
-        return rc == DIPX_E_NOT_FOUND ? DIPX_E_CORRUPT : rc;
-    ir.state = state;
-    return s_put_id (t, id, &ir);
+    MDB_val k = {DIPX_ID_BYTES, (void *) id}, v;
+    int rc = s_err (mdb_get (t->txn, t->store->dbi[DB_IDS], &k, &v));
+    return rc == DIPX_E_NOT_FOUND ? DIPX_E_CORRUPT : rc;
 }
 
 /*  Takes queued message seq out of its queue (for an ack or a dead letter):
@@ -663,9 +694,9 @@ dipx_store_msg_acked (dipx_txn_t *t, uint64_t seq)
     dipx_put_be64 (kb, seq);
     MDB_val k = {8, kb};
     if ((rc = s_werr (t, mdb_del (t->txn, t->store->dbi[DB_MSGS], &k, NULL)))
-        || (rc = s_werr (t, mdb_del (t->txn, t->store->dbi[DB_MSTATE], &k, NULL))))
+        || (rc = s_put_state (t, seq, DIPX_MSG_ACKED, m.count, m.delivered_at)))
         return rc;
-    return s_set_id_state (t, id, DIPX_MSG_ACKED);
+    return s_id_exists (t, id);
 }
 
 int
@@ -686,7 +717,7 @@ dipx_store_msg_dead (dipx_txn_t *t, uint64_t seq, uint64_t now, int code, const 
     MDB_val k = {8, kb}, v = {17u + vb[16], vb};
     if ((rc = s_werr (t, mdb_put (t->txn, t->store->dbi[DB_DEAD], &k, &v, 0))))
         return rc;
-    return s_set_id_state (t, id, DIPX_MSG_DEAD);
+    return s_id_exists (t, id);
 }
 
 int
@@ -715,7 +746,7 @@ dipx_store_msg_redrive (dipx_txn_t *t, uint64_t seq)
         return rc;
     t->redrive++;
     t->dirty_meta = true;
-    return s_set_id_state (t, m.id, DIPX_MSG_QUEUED);
+    return s_id_exists (t, m.id);
 }
 
 int
@@ -792,13 +823,37 @@ dipx_store_audit (dipx_txn_t *t, dipx_audit_t *rec)
     rc = s_werr (t, mdb_put (t->txn, t->store->dbi[DB_AUDIT], &k, &v, MDB_APPEND));
     free (buf);
     MDB_val e = {0, NULL};
-    if (rc == 0 && (rec->present & DIPX_AU_ID)) {
+    /* A record about a stored message is indexed by its sequence number:
+       keys near the newest, so a commit's index writes share a few pages
+       however long the history. Only records about a message id that was
+       never stored (refusals) are indexed by that random id.  */
+    bool by_seq = false;
+    if (rc == 0 && (rec->present & DIPX_AU_ID) && (rec->present & DIPX_AU_MSG_SEQ)) {
+        /* Only when the id's stored message is that seq (a read: the ids
+           page is not dirtied), so that dipx_store_audit_for_id, which finds
+           the seq through ids, finds every record.  */
+        MDB_val k2 = {DIPX_ID_BYTES, rec->id}, v2;
+        dipx_idrec_t ir;
+        by_seq = mdb_get (t->txn, t->store->dbi[DB_IDS], &k2, &v2) == 0
+                 && dipx_store_decode_id (v2.mv_data, v2.mv_size, &ir) == 0
+                 && ir.seq == rec->msg_seq;
+    }
+    if (rc == 0 && (rec->present & DIPX_AU_ID) && by_seq) {
+        dipx_put_be64 (kb, rec->msg_seq);
+        dipx_put_be64 (kb + 8, rec->seq);
+        MDB_val sk = {16, kb};
+        rc = s_werr (t, mdb_put (t->txn, t->store->dbi[DB_AUD_SEQ], &sk, &e, 0));
+    } else if (rc == 0 && (rec->present & DIPX_AU_ID)) {
         memcpy (kb, rec->id, DIPX_ID_BYTES);
         dipx_put_be64 (kb + DIPX_ID_BYTES, rec->seq);
         MDB_val ik = {DIPX_ID_BYTES + 8, kb};
         rc = s_werr (t, mdb_put (t->txn, t->store->dbi[DB_AUD_ID], &ik, &e, 0));
     }
-    if (rc == 0 && (rec->present & DIPX_AU_SUBJ)) {
+    /* The subject index is random-keyed too: it gets one entry per message
+       (its ACCEPTED record), from which aud_seq gives every later event, and
+       one per record not about a stored message.  */
+    if (rc == 0 && (rec->present & DIPX_AU_SUBJ)
+        && (rec->event == DIPX_AUDIT_ACCEPTED || !by_seq)) {
         memcpy (kb, rec->subj, DIPX_SUBJ_BYTES);
         dipx_put_be64 (kb + DIPX_SUBJ_BYTES, rec->seq);
         MDB_val sk = {DIPX_SUBJ_BYTES + 8, kb};
@@ -825,33 +880,71 @@ dipx_store_audit_get (dipx_txn_t *t, uint64_t seq, dipx_audit_t *rec)
     return 0;
 }
 
+/*  One index stream of audit sequence numbers under a key prefix.  */
+typedef struct {
+    MDB_cursor *cur;
+    const uint8_t *prefix;
+    size_t plen;
+    uint64_t aseq; /* current entry's audit seq, 0 = exhausted */
+} s_aud_stream_t;
+
+static int
+s_aud_stream_step (s_aud_stream_t *st, MDB_cursor_op op, MDB_val *k)
+{
+    MDB_val v;
+    int rc = st->cur ? mdb_cursor_get (st->cur, k, &v, op) : MDB_NOTFOUND;
+    st->aseq = 0;
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc)
+        return s_err (rc);
+    if (k->mv_size == st->plen + 8 && memcmp (k->mv_data, st->prefix, st->plen) == 0)
+        st->aseq = dipx_get_be64 ((const uint8_t *) k->mv_data + st->plen);
+    return 0;
+}
+
 int
 dipx_store_audit_for_id (dipx_txn_t *t, const uint8_t id[DIPX_ID_BYTES], size_t max,
                          dipx_audit_fn *fn, void *arg)
 {
-    uint8_t kb[DIPX_ID_BYTES + 8];
-    memcpy (kb, id, DIPX_ID_BYTES);
-    memset (kb + DIPX_ID_BYTES, 0, 8);
-    MDB_val k = {sizeof kb, kb}, v;
-    MDB_cursor *cur;
-    int rc = s_err (mdb_cursor_open (t->txn, t->store->dbi[DB_AUD_ID], &cur));
-    if (rc)
+    /* Records about the stored message (aud_seq, by its seq) and any about
+       the id alone (aud_id: refusals, and everything written by a broker
+       before aud_seq existed), merged in audit order.  */
+    uint8_t ib[DIPX_ID_BYTES + 8], sb[16];
+    s_aud_stream_t st[2] = {{.prefix = ib, .plen = DIPX_ID_BYTES}, {.prefix = sb, .plen = 8}};
+    memcpy (ib, id, DIPX_ID_BYTES);
+    memset (ib + DIPX_ID_BYTES, 0, 8);
+    dipx_idrec_t ir;
+    int rc = dipx_store_id_get (t, id, &ir);
+    if (rc && rc != DIPX_E_NOT_FOUND)
         return rc;
+    bool stored = rc == 0 && t->store->has_aud_seq;
+    dipx_put_be64 (sb, stored ? ir.seq : 0);
+    memset (sb + 8, 0, 8);
+    rc = s_err (mdb_cursor_open (t->txn, t->store->dbi[DB_AUD_ID], &st[0].cur));
+    if (rc == 0 && stored)
+        rc = s_err (mdb_cursor_open (t->txn, t->store->dbi[DB_AUD_SEQ], &st[1].cur));
+    MDB_val k0 = {sizeof ib, ib}, k1 = {sizeof sb, sb};
+    if (rc == 0)
+        rc = s_aud_stream_step (&st[0], MDB_SET_RANGE, &k0);
+    if (rc == 0)
+        rc = s_aud_stream_step (&st[1], MDB_SET_RANGE, &k1);
     size_t n = 0;
-    MDB_cursor_op op = MDB_SET_RANGE;
-    while (n < max && (rc = s_err (mdb_cursor_get (cur, &k, &v, op))) == 0) {
-        op = MDB_NEXT;
-        if (k.mv_size != sizeof kb || memcmp (k.mv_data, id, DIPX_ID_BYTES) != 0)
-            break;
+    while (rc == 0 && n < max && (st[0].aseq || st[1].aseq)) {
+        int w = !st[0].aseq || (st[1].aseq && st[1].aseq < st[0].aseq);
         dipx_audit_t rec;
-        rc = dipx_store_audit_get (t, dipx_get_be64 ((const uint8_t *) k.mv_data + DIPX_ID_BYTES), &rec);
+        rc = dipx_store_audit_get (t, st[w].aseq, &rec);
         if (rc == 0)
             rc = fn (&rec, arg);
         if (rc)
             break;
         n++;
+        MDB_val k;
+        rc = s_aud_stream_step (&st[w], MDB_NEXT, &k);
     }
-    mdb_cursor_close (cur);
+    for (int i = 0; i < 2; i++)
+        if (st[i].cur)
+            mdb_cursor_close (st[i].cur);
     return rc == DIPX_E_NOT_FOUND ? 0 : rc;
 }
 

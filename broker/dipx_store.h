@@ -11,12 +11,23 @@
         msgs    be64 seq → message record (state, counts, times, ids, envelope)
         queue   recipient id, NUL, be64 seq → be32 envelope bytes
         qstat   recipient id → be64 messages, be64 bytes queued
-        ids     message id → id record (seq, state, digest, sender, recipient)
+        mstate  be64 seq → u8 state, be32 count, be64 delivered_at; kept
+                (state ACKED) after the envelope is deleted
+        ids     message id → id record (seq, digest, sender, recipient; its
+                state byte is as accepted: the current state is in mstate)
         expiry  be64 expires-at, be64 seq → (empty)
         dead    be64 seq → be64 at, be64 code, reason
         audit   be64 audit seq → audit record (dipx_audit.h)
-        aud_id  message id, be64 audit seq → (empty)     history by message
-        aud_sub subject ref, be64 audit seq → (empty)    disclosures by subject
+        aud_seq be64 message seq, be64 audit seq → (empty)  history by message
+        aud_id  message id, be64 audit seq → (empty)     history of an id never
+                stored (refusals), and of messages older than aud_seq
+        aud_sub subject ref, be64 audit seq → (empty)    disclosures by subject:
+                the ACCEPTED record (aud_seq has the rest), and records
+                not about a stored message
+    Random keys (message ids, subjects) cost a page write each, whatever the
+    batch, once their tree is larger than a commit's writes: a message
+    writes one ids entry and one aud_sub entry; everything else it writes is
+    keyed by seq or time and shares pages with its neighbours.
     Records read back are checked like network input (DIPX_E_CORRUPT).
 */
 #ifndef DIPX_STORE_H_INCLUDED
@@ -35,7 +46,7 @@ typedef struct dipx_txn_t dipx_txn_t;
 /*  Message states.  */
 enum {
     DIPX_MSG_QUEUED = 1, /* in its recipient's queue */
-    DIPX_MSG_ACKED = 2,  /* acknowledged; envelope deleted (ids record only) */
+    DIPX_MSG_ACKED = 2,  /* acknowledged; envelope deleted (ids and mstate remain) */
     DIPX_MSG_DEAD = 3,   /* in the dead-letter store */
 };
 

@@ -616,6 +616,75 @@ test_audit (void **state)
     s_free (&m2);
 }
 
+/*  A stored message's history is indexed by its seq (aud_seq), records about
+    an id alone (a refusal) by the id (aud_id); dipx_store_audit_for_id
+    merges the two in audit order. An ack keeps the state (ACKED) without
+    rewriting the ids record.  */
+static void
+test_audit_by_seq (void **state)
+{
+    s_fx_t *fx = *state;
+    s_msg_t m;
+    s_make (&m, RCPT, 10);
+    dipx_txn_t *txn = s_begin (fx->store);
+    dipx_audit_t refused;
+    dipx_audit_init (&refused, DIPX_AUDIT_REFUSED, T0);
+    dipx_audit_set_header (&refused, &m.env.h); /* id, no seq: before it was stored */
+    assert_int_equal (dipx_store_audit (txn, &refused), 0);
+    uint64_t seq = s_enqueue (txn, &m, T0 + 1);
+    dipx_audit_t acc;
+    dipx_audit_init (&acc, DIPX_AUDIT_ACCEPTED, T0 + 1);
+    dipx_audit_set_header (&acc, &m.env.h);
+    acc.msg_seq = seq;
+    acc.present |= DIPX_AU_MSG_SEQ;
+    assert_int_equal (dipx_store_audit (txn, &acc), 0);
+    s_commit (&txn);
+
+    txn = s_begin (fx->store);
+    uint32_t count;
+    assert_int_equal (dipx_store_msg_delivered (txn, seq, T0 + 2, &count), 0);
+    dipx_audit_t del;
+    dipx_audit_init (&del, DIPX_AUDIT_DELIVERED, T0 + 2);
+    dipx_audit_set_header (&del, &m.env.h);
+    del.msg_seq = seq;
+    del.count = 1;
+    del.present |= DIPX_AU_MSG_SEQ | DIPX_AU_COUNT;
+    assert_int_equal (dipx_store_audit (txn, &del), 0);
+    dipx_audit_t other; /* an id-only record after the seq-indexed ones */
+    dipx_audit_init (&other, DIPX_AUDIT_REFUSED, T0 + 3);
+    memcpy (other.id, m.env.h.id, DIPX_ID_BYTES);
+    other.present |= DIPX_AU_ID;
+    assert_int_equal (dipx_store_audit (txn, &other), 0);
+    assert_int_equal (dipx_store_msg_acked (txn, seq), 0);
+    dipx_audit_t ack;
+    dipx_audit_init (&ack, DIPX_AUDIT_ACKED, T0 + 4);
+    memcpy (ack.id, m.env.h.id, DIPX_ID_BYTES);
+    ack.msg_seq = seq;
+    ack.count = 1;
+    ack.present |= DIPX_AU_ID | DIPX_AU_MSG_SEQ | DIPX_AU_COUNT;
+    assert_int_equal (dipx_store_audit (txn, &ack), 0);
+    s_commit (&txn);
+
+    txn = s_begin_read (fx->store);
+    s_seen_t seen = {.n = 0};
+    assert_int_equal (dipx_store_audit_for_id (txn, m.env.h.id, 100, s_collect, &seen), 0);
+    assert_int_equal (seen.n, 5);
+    uint64_t want[5] = {refused.seq, acc.seq, del.seq, other.seq, ack.seq};
+    for (int i = 0; i < 5; i++)
+        assert_int_equal (seen.recs[i].seq, want[i]);
+    memset (&seen, 0, sizeof seen);
+    assert_int_equal (dipx_store_audit_for_id (txn, m.env.h.id, 3, s_collect, &seen), 0);
+    assert_int_equal (seen.n, 3);
+    dipx_idrec_t ir;
+    assert_int_equal (dipx_store_id_get (txn, m.env.h.id, &ir), 0);
+    assert_int_equal (ir.state, DIPX_MSG_ACKED);
+    assert_int_equal (ir.seq, seq);
+    dipx_msgrec_t r;
+    assert_int_equal (dipx_store_msg_get (txn, seq, &r), DIPX_E_NOT_FOUND);
+    dipx_store_abort (&txn);
+    s_free (&m);
+}
+
 /*  Tests: transactions and durability -------------------------------------*/
 
 static void
@@ -1310,6 +1379,7 @@ main (void)
         T (test_dead_redrive),
         T (test_expiry),
         T (test_audit),
+        T (test_audit_by_seq),
         T (test_reopen),
         T (test_open_errors),
         T (test_abort),
