@@ -1507,11 +1507,17 @@ s_header (dipx_client_t *self, const dipx_send_t *m, dipx_header_t *h, const dip
     h->basis = m->basis;
     h->purpose = m->purpose;
     h->cats = m->categories;
+    h->created = dipx_now_ms ();
     if (m->id)
         memcpy (h->id, m->id, DIPX_ID_BYTES);
-    else
-        randombytes_buf (h->id, DIPX_ID_BYTES);
-    h->created = dipx_now_ms ();
+    else {
+        /* 48-bit big-endian milliseconds, then 80 random bits: ids that
+           sort by time keep the broker's id index append-mostly, where
+           random ones cost it a page write each once the index is large.  */
+        for (int i = 0; i < 6; i++)
+            h->id[i] = (uint8_t) (h->created >> (40 - 8 * i));
+        randombytes_buf (h->id + 6, DIPX_ID_BYTES - 6);
+    }
     h->expires = h->created + ttl;
     return 0;
 }

@@ -626,10 +626,16 @@ test_seal_opens (void **state)
     memcpy (first_id, e.h.id, 16);
     free (env);
 
-    /* Ids are random unless given; a given id and TTL are used.  */
+    /* Ids are the creation time (48-bit ms, big-endian) and 80 random bits
+       unless given; a given id and TTL are used.  */
     assert_int_equal (dipx_client_seal (c, &m, body, 3, &env, &env_len), 0);
     assert_int_equal (dipx_envelope_decode (env, env_len, &e), 0);
     assert_memory_not_equal (e.h.id, first_id, 16);
+    assert_memory_not_equal (e.h.id + 6, first_id + 6, 10);
+    uint64_t stamp = 0;
+    for (int i = 0; i < 6; i++)
+        stamp = stamp << 8 | e.h.id[i];
+    assert_int_equal (stamp, e.h.created);
     free (env);
     m.id = first_id;
     m.ttl_ms = 3600000;
