@@ -1114,12 +1114,12 @@ s_prepare (dipx_server_t *self, s_item_t *it, uint64_t now)
     }
 }
 
-/*  Reads up to `batch` frames without blocking. Returns how many.  */
+/*  Reads up to max frames without blocking. Returns how many.  */
 static size_t
-s_read_batch (dipx_server_t *self, s_item_t *items)
+s_read_batch (dipx_server_t *self, s_item_t *items, size_t max)
 {
     size_t n = 0;
-    while (n < self->cfg.batch) {
+    while (n < max) {
         s_item_t *it = &items[n];
         zmq_msg_init (&it->rid);
         zmq_msg_init (&it->body);
@@ -1455,6 +1455,19 @@ s_collect (dipx_server_t *self, bool wait)
     return true;
 }
 
+/*  Adds to the next batch what the router holds, decoded and verified.  */
+static void
+s_read_ready (dipx_server_t *self, uint64_t now)
+{
+    s_item_t *more = self->ready + self->nready;
+    size_t n = s_read_batch (self, more, self->cfg.batch - self->nready);
+    for (size_t i = 0; i < n; i++)
+        if (more[i].open)
+            s_prepare (self, &more[i], now);
+    dipx_pool_run (self->pool, s_verify_job, more, n, sizeof (s_item_t));
+    self->nready += n;
+}
+
 /*  One turn of the loop thread: read and verify the next batch (also while
     the worker commits the previous one), collect the worker's job when it is
     done, and hand it the next.  */
@@ -1479,15 +1492,13 @@ s_turn (dipx_server_t *self, long timeout_ms)
     if (zmq_poll (items, n, timeout_ms) < 0)
         return zmq_errno () == EINTR ? 0 : DIPX_E_ZMQ;
     uint64_t now = dipx_now_ms (), mono = dipx_mono_ms ();
-    if (self->nready == 0) {
-        self->nready = s_read_batch (self, self->ready);
-        for (size_t i = 0; i < self->nready; i++)
-            if (self->ready[i].open)
-                s_prepare (self, &self->ready[i], now);
-        dipx_pool_run (self->pool, s_verify_job, self->ready, self->nready, sizeof (s_item_t));
-    }
+    if (self->nready == 0)
+        s_read_ready (self, now);
     if (!s_collect (self, false))
         return 0; /* still committing; the next batch waits, verified */
+    /* What arrived since the batch was read joins it: otherwise a frame
+       arriving during a commit would wait for the commit after next.  */
+    s_read_ready (self, now);
     if (dipx_store_failed (self->store)) {
         /* Fail-stop: a broker that answers every frame with an error looks
            alive to its supervisor; an exit gets it restarted on a reopened
