@@ -56,6 +56,7 @@
 #include "dipx_worker.h"
 
 #define S_RID_MAX 256          /* ZeroMQ routing ids are at most 255 bytes */
+#define S_ZMQ_ZERO_COPY_RECV 10 /* libzmq context option (zmq.h has it under DRAFT) */
 #define S_BUCKETS 65536        /* session hash buckets (power of two) */
 #define S_SELFCHECK_MS 5000    /* start-up self-check deadline */
 #define S_HOUSEKEEP_MS 250     /* expiry and redelivery timer period */
@@ -1654,7 +1655,22 @@ dipx_server_new (const dipx_config_t *cfg, dipx_server_t **out)
 
     rc = DIPX_E_ZMQ;
     self->ctx = zmq_ctx_new ();
-    if (!self->ctx || !(self->auth = dipx_auth_new (self->ctx)))
+    if (!self->ctx)
+        goto fail;
+    /* Memory per connection. libzmq's decoder receives into an 8 KiB buffer
+       followed by 249 reference counters (18 KiB in all) so that a frame can
+       stay in the buffer after it is decoded; a counter is written for every
+       frame over 33 bytes, which makes one more page resident for every
+       connection. CURVE decrypts each frame into a new message and closes
+       the ciphertext at once, so sharing the buffer saves nothing here: with
+       it off the ciphertext is copied out (one memcpy a frame), the counters
+       are never touched, and each idle agency costs 4 KiB less (bench: 10,000
+       idle agencies with libdipx's 10 s heartbeat, 398 -> 358 MiB RSS; CPU
+       per message unchanged within 1%). A context option since libzmq 4.3.0,
+       named only under DRAFT, hence the number; failure changes nothing.  */
+    if (zmq_ctx_set (self->ctx, S_ZMQ_ZERO_COPY_RECV, 0) != 0)
+        dipx_log_debug ("zmq: ZMQ_ZERO_COPY_RECV: %s", zmq_strerror (zmq_errno ()));
+    if (!(self->auth = dipx_auth_new (self->ctx)))
         goto fail;
     dipx_auth_set_registry (self->auth, self->registry);
     self->router = zmq_socket (self->ctx, ZMQ_ROUTER);

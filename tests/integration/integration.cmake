@@ -27,3 +27,10 @@ add_dependencies(test_transport dipxd)
 dipx_test(test_faults SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_faults.c
   LIBS dipx_harness TIMEOUT 300 LABELS integration)
 add_dependencies(test_faults dipxd)
+
+# Issue #5: 10,000 held connections and a stream of junk greetings, twice,
+# while agencies connect and complete round trips (needs ulimit -Hn >= 10512).
+find_package(Threads REQUIRED)
+dipx_test(test_flood SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_flood.c
+  LIBS dipx_harness Threads::Threads TIMEOUT 300 LABELS integration)
+add_dependencies(test_flood dipxd)
