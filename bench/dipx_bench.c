@@ -117,7 +117,7 @@ typedef struct {
     int idle_window;          /* window in their HELLO */
     int idle_wave;            /* handshakes in flight per helper process */
     int idle_per_helper;      /* sockets per helper process */
-    int idle_heartbeat;       /* their ZMTP heartbeat, ms (libdipx: 1000); 0 = none */
+    int idle_heartbeat;       /* their ZMTP heartbeat, ms (libdipx: 10000); 0 = none */
     bool micro;               /* measure per-operation costs */
     const char *json;         /* JSON output file, or NULL */
     const char *endpoint;     /* external broker, or NULL */
@@ -1216,7 +1216,7 @@ s_usage (FILE *out)
         "  --idle-window W      window in their HELLO (16)\n"
         "  --idle-wave H        handshakes in flight per helper process (64)\n"
         "  --idle-per-helper C  sockets per helper process, at most 4000 (1000)\n"
-        "  --idle-heartbeat MS  their ZMTP heartbeat as libdipx sets it; 0 = none (1000)\n"
+        "  --idle-heartbeat MS  their ZMTP heartbeat as libdipx sets it; 0 = none (10000)\n"
         "  --no-micro           skip the per-operation cost measurements\n"
         "  --json FILE          write the figures as JSON\n"
         "  --dipxd PATH         broker executable (" DIPX_BENCH_DIPXD ")\n"
@@ -1307,7 +1307,7 @@ s_parse (int argc, char **argv, s_opts_t *o)
     *o = (s_opts_t){.senders = 1, .receivers = 1, .payload = 2048, .messages = 20000,
                     .mode = S_LIVE, .inflight = 256, .window = 256, .verify_threads = 1,
                     .batch = 256, .idle_window = 16, .idle_wave = 64,
-                    .idle_per_helper = 1000, .idle_heartbeat = 1000, .micro = true,
+                    .idle_per_helper = 1000, .idle_heartbeat = 10000, .micro = true,
                     .dipxd = DIPX_BENCH_DIPXD, .policy = DIPX_BENCH_POLICY};
     bool messages_set = false;
     int c;
