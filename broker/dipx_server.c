@@ -1804,9 +1804,11 @@ dipx_server_run (dipx_server_t *self, volatile sig_atomic_t *stop,
                  volatile sig_atomic_t *reload, const char *cfg_path)
 {
     while (!*stop) {
-        /* The registry and policy are replaced only between jobs.  */
-        if (*reload && !dipx_worker_busy (self->worker)) {
+        /* The registry and policy are replaced only between jobs: under a
+           steady load a job is always running, so wait for this one.  */
+        if (*reload) {
             *reload = 0;
+            s_collect (self, true);
             s_reload (self, cfg_path);
         }
         int rc = s_turn (self, S_HOUSEKEEP_MS);
