@@ -50,6 +50,8 @@ static const s_key_t s_keys[] = {
     KU (window, 1, DIPX_MAX_WINDOW, "256", true, "most deliveries in flight to one session"),
     KU (verify_threads, 0, 64, "1", false,
         "threads verifying signatures beside the main one (0 = main thread only)"),
+    KU (io_threads, 1, 16, "2", false,
+        "ZeroMQ I/O threads (CURVE, heartbeats); connections are spread over them"),
     KU (batch, 1, DIPX_MAX_BATCH, "256", false, "most frames handled in one fsync'd transaction"),
     KU (queue_max_messages, 1, 100000000, "100000", true,
         "messages queued for one recipient before sends to it are refused (queue_full)"),

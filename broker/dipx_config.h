@@ -22,6 +22,7 @@ typedef struct {
     uint64_t max_frame;                   /* ZMQ_MAXMSGSIZE and frame limit */
     uint64_t window;                      /* most deliveries in flight per session */
     uint64_t verify_threads;              /* extra signature-verifying threads */
+    uint64_t io_threads;                  /* ZeroMQ I/O threads */
     uint64_t batch;                       /* frames taken into one transaction */
     uint64_t queue_max_messages;          /* per-recipient queue cap, messages */
     uint64_t queue_max_mb;                /* per-recipient queue cap, megabytes */

@@ -1670,6 +1670,13 @@ dipx_server_new (const dipx_config_t *cfg, dipx_server_t **out)
        named only under DRAFT, hence the number; failure changes nothing.  */
     if (zmq_ctx_set (self->ctx, S_ZMQ_ZERO_COPY_RECV, 0) != 0)
         dipx_log_debug ("zmq: ZMQ_ZERO_COPY_RECV: %s", zmq_strerror (zmq_errno ()));
+    /* libzmq cancels a timer by scanning its I/O thread's timer list, and
+       every connection's heartbeat re-arms one: the cost of holding idle
+       connections grows with the square of the connections per I/O thread.
+       With 10,000 agencies on one thread, a busy machine starved the new
+       connections' handshakes (a round trip timed out); on two it did not.  */
+    if (zmq_ctx_set (self->ctx, ZMQ_IO_THREADS, (int) cfg->io_threads) != 0)
+        goto fail;
     if (!(self->auth = dipx_auth_new (self->ctx)))
         goto fail;
     dipx_auth_set_registry (self->auth, self->registry);
