@@ -371,3 +371,20 @@ harness_ready_client (harness_t *h, const char *id, uint32_t window, int timeout
         dipx_client_destroy (&c);
     return c;
 }
+
+int
+harness_start_pair (harness_t *h, dipx_client_t **police, dipx_client_t **cjit)
+{
+    *police = *cjit = NULL;
+    if (!harness_add (h, "police.test", DIPX_AGENCY_POLICE, DIPX_STATUS_ACTIVE)
+        || !harness_add (h, "cjit.test", DIPX_AGENCY_CJIT, DIPX_STATUS_ACTIVE)
+        || harness_start (h) != 0)
+        return -1;
+    *police = harness_ready_client (h, "police.test", 0, 20000);
+    *cjit = harness_ready_client (h, "cjit.test", 16, 20000);
+    if (*police && *cjit)
+        return 0;
+    dipx_client_destroy (police);
+    dipx_client_destroy (cjit);
+    return -1;
+}

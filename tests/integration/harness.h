@@ -99,4 +99,9 @@ dipx_send_t harness_dt1 (const char *to, const uint8_t *subject);
 dipx_client_t *harness_ready_client (harness_t *h, const char *id, uint32_t window,
                                      int timeout_ms);
 
+/*  The usual pair: adds police.test and cjit.test to the agencies already
+    added, starts the broker, and returns a ready send-only police client
+    and a cjit client with window 16. 0 or -1.  */
+int harness_start_pair (harness_t *h, dipx_client_t **police, dipx_client_t **cjit);
+
 #endif

@@ -161,13 +161,7 @@ s_setup (void **state)
 {
     (void) state;
     assert_int_equal (harness_init (&s_h, NULL), 0);
-    assert_non_null (harness_add (&s_h, "police.test", DIPX_AGENCY_POLICE, DIPX_STATUS_ACTIVE));
-    assert_non_null (harness_add (&s_h, "cjit.test", DIPX_AGENCY_CJIT, DIPX_STATUS_ACTIVE));
-    assert_int_equal (harness_start (&s_h), 0);
-    assert_int_equal (harness_client (&s_h, "police.test", 0, &s_police), 0);
-    assert_int_equal (harness_client (&s_h, "cjit.test", 16, &s_cjit), 0);
-    assert_int_equal (dipx_client_wait_ready (s_police, WAIT_MS), 0);
-    assert_int_equal (dipx_client_wait_ready (s_cjit, WAIT_MS), 0);
+    assert_int_equal (harness_start_pair (&s_h, &s_police, &s_cjit), 0);
     return 0;
 }
 
