@@ -9,6 +9,8 @@
 # Environment:
 #   DIPX_BENCH        the dipx-bench executable (default: build/bench/dipx-bench)
 #   DIPX_BENCH_IDLE   idle agencies for run 5 (default 2000; up to 10000)
+#   DIPX_BENCH_DEEP   messages queued before run 4 (default 100000; 1000000
+#                     takes about 2 minutes to fill and 4.6 GiB of disk)
 #   DIPX_BENCH_QUIET  wait (up to 5 minutes) for the 1-minute load average to
 #                     fall below this before each run, e.g. 1.0; default: no wait
 #   DIPX_BENCH_ONLY   run only the runs whose names contain this, e.g. "replay"
@@ -21,6 +23,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 bench=${DIPX_BENCH:-$here/../build/bench/dipx-bench}
 out=${1:-./bench-results}
 idle=${DIPX_BENCH_IDLE:-2000}
+deep=${DIPX_BENCH_DEEP:-100000}
 only=${DIPX_BENCH_ONLY:-}
 mkdir -p "$out"
 [ -x "$bench" ] || { echo "run.sh: $bench is not built (cmake --build build --target dipx_bench)" >&2; exit 2; }
@@ -64,8 +67,9 @@ run 2-live --messages 20000 --no-micro
 # 3. Fixed offered load, 1000 msg/s for 10 s: latency percentiles.
 run 3-rate1000 --rate 1000 --seconds 10 --no-micro
 # 4. A deep queue (100k messages for an agency that never connects), then the
-#    replay run again (is throughput flat?), then restart times with it queued.
-run 4-prequeue --mode replay --messages 20000 --prequeue 100000 --restart --no-micro
+#    replay run again (is throughput flat? compare with run 1), then restart
+#    times with it queued.
+run 4-prequeue --mode replay --messages 20000 --prequeue "$deep" --restart --no-micro
 # 5. Idle agencies connected: broker memory, and a round trip beside them.
 run 5-idle --idle-agencies "$idle" --messages 0 --no-micro
 
