@@ -330,7 +330,9 @@ s_out_push (dipx_server_t *self, const uint8_t *rid, size_t rid_len, const dipx_
         return rc;
     s_out_t *o = &self->out[self->nout];
     o->heap = NULL;
-    rc = dipx_frame_encode_into (f, o->small, sizeof o->small, &o->len);
+    rc = DIPX_E_FRAME_SIZE; /* a DELIVER carries an envelope: never small */
+    if (f->cmd != DIPX_CMD_DELIVER)
+        rc = dipx_frame_encode_into (f, o->small, sizeof o->small, &o->len);
     if (rc == DIPX_E_FRAME_SIZE)
         rc = dipx_frame_encode (f, &o->heap, &o->len);
     if (rc)
