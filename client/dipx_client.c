@@ -1131,10 +1131,10 @@ s_pump (dipx_client_t *self, int timeout_ms)
         uint64_t expirations;
         (void) !read (self->tfd, &expirations, sizeof expirations); /* EAGAIN: not yet */
     }
-    if (self->hello_retry && dipx_mono_ms () >= self->hello_retry && self->connected
-        && !self->ready) {
-        self->hello_retry = 0;
-        self->hello_due = true;
+    if (self->hello_retry && dipx_mono_ms () >= self->hello_retry) {
+        self->hello_retry = 0; /* also when disconnected: a new handshake says HELLO */
+        if (self->connected && !self->ready)
+            self->hello_due = true;
     }
     s_outbox_sync (self); /* before the caller can see these answers */
     s_flush (self);
