@@ -103,7 +103,7 @@ typedef struct {
     const char *pi_by;              /* public interest: decision-maker, else NULL */
     const char *pi_approver;        /* public interest: senior sign-off, else NULL */
     const char *pi_why;             /* public interest: justification, else NULL */
-    const uint8_t *id;              /* DIPX_MESSAGE_ID_BYTES to reuse, or NULL for random */
+    const uint8_t *id;              /* DIPX_MESSAGE_ID_BYTES to reuse, or NULL for a new one */
 } dipx_send_t;
 
 #define DIPX_MESSAGE_ID_BYTES 16

@@ -64,6 +64,59 @@ s_client (harness_t *h, const char *id, uint32_t window)
 }
 
 /*  Receives one message and checks it carries body.  */
+/*  Waits for answers to police's posts, posting one more for each ACCEPTED
+    (so the broker stays busy), until one is answered with code; fails if
+    none is within 20 s.  */
+static void
+s_post_until (dipx_client_t *police, int code)
+{
+    dipx_send_t m = s_dt1 ("cjit.test");
+    static uint8_t body[2048];
+    uint8_t id[DIPX_MESSAGE_ID_BYTES];
+    uint64_t deadline = dipx_mono_ms () + 20000;
+    while (dipx_mono_ms () < deadline) {
+        dipx_result_t r;
+        int rc = dipx_client_result (police, 1000, &r);
+        if (rc == DIPX_E_TIMEOUT)
+            continue;
+        assert_int_equal (rc, 0);
+        if (r.code == code)
+            return;
+        assert_int_equal (r.code, code == 0 ? DIPX_E_SENDER_INACTIVE : 0);
+        assert_int_equal (dipx_client_post (police, &m, body, sizeof body, id), 0);
+    }
+    fail_msg ("no send answered %s within 20 s", code ? dipx_error_name (code) : "accepted");
+}
+
+/*  SIGHUP reloads the registry while the broker is busy with a stream of
+    sends: once the agency is suspended in the file its sends are refused
+    sender_inactive on its open connection, and once reinstated they are
+    accepted again.  */
+static void
+test_reload_under_load (void **state)
+{
+    harness_t *h = *state;
+    dipx_client_t *police = s_client (h, "police.test", 0);
+    dipx_send_t m = s_dt1 ("cjit.test");
+    static uint8_t body[2048];
+    uint8_t id[DIPX_MESSAGE_ID_BYTES];
+    for (int i = 0; i < 200; i++)
+        assert_int_equal (dipx_client_post (police, &m, body, sizeof body, id), 0);
+    h_agency_t *a = harness_agency (h, "police.test");
+    a->status = DIPX_STATUS_SUSPENDED;
+    assert_int_equal (harness_write_registry (h), 0);
+    assert_int_equal (kill (h->pid, SIGHUP), 0);
+    s_post_until (police, DIPX_E_SENDER_INACTIVE);
+
+    a->status = DIPX_STATUS_ACTIVE;
+    assert_int_equal (harness_write_registry (h), 0);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal (dipx_client_post (police, &m, body, sizeof body, id), 0);
+    assert_int_equal (kill (h->pid, SIGHUP), 0);
+    s_post_until (police, 0);
+    dipx_client_destroy (&police);
+}
+
 static void
 s_expect (dipx_client_t *c, const uint8_t *body, size_t len, uint64_t count)
 {
@@ -427,6 +480,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_readdressed_refused_by_recipient, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_bit_flips_refused, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_reload_under_load, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
