@@ -388,3 +388,38 @@ harness_start_pair (harness_t *h, dipx_client_t **police, dipx_client_t **cjit)
     dipx_client_destroy (cjit);
     return -1;
 }
+
+int
+harness_port (const harness_t *h)
+{
+    const char *colon = strrchr (h->endpoint, ':');
+    return colon ? atoi (colon + 1) : -1;
+}
+
+long
+harness_broker_kb (const harness_t *h, const char *field)
+{
+    char path[64], line[256];
+    snprintf (path, sizeof path, "/proc/%d/status", (int) h->pid);
+    FILE *f = fopen (path, "r");
+    long kb = -1;
+    size_t len = strlen (field);
+    while (f && fgets (line, sizeof line, f))
+        if (strncmp (line, field, len) == 0 && line[len] == ':')
+            kb = atol (line + len + 1);
+    if (f)
+        fclose (f);
+    return kb;
+}
+
+size_t
+harness_zmtp_greeting (uint8_t g[64], const char *mechanism)
+{
+    memset (g, 0, 64);
+    g[0] = 0xff; /* signature: 0xff, 8 bytes, 0x7f */
+    g[9] = 0x7f;
+    g[10] = 3; /* version 3.0 */
+    g[11] = 0;
+    memcpy (g + 12, mechanism, strlen (mechanism));
+    return 64;
+}

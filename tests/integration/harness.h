@@ -99,6 +99,17 @@ dipx_send_t harness_dt1 (const char *to, const uint8_t *subject);
 dipx_client_t *harness_ready_client (harness_t *h, const char *id, uint32_t window,
                                      int timeout_ms);
 
+/*  The broker's TCP port (from its endpoint), or -1.  */
+int harness_port (const harness_t *h);
+
+/*  A field of the broker's /proc/<pid>/status ("VmRSS", "VmHWM", ...), in
+    KiB, or -1.  */
+long harness_broker_kb (const harness_t *h, const char *field);
+
+/*  Writes a 64-byte ZMTP 3.0 greeting offering mechanism into g (for tests
+    that speak raw TCP to the broker). Returns 64.  */
+size_t harness_zmtp_greeting (uint8_t g[64], const char *mechanism);
+
 /*  The usual pair: adds police.test and cjit.test to the agencies already
     added, starts the broker, and returns a ready send-only police client
     and a cjit client with window 16. 0 or -1.  */

@@ -158,36 +158,6 @@ static dipx_client_t *s_police, *s_cjit;
 static int s_need_fds;
 
 static int
-s_port (void)
-{
-    const char *colon = strrchr (s_h.endpoint, ':');
-    return colon ? atoi (colon + 1) : -1;
-}
-
-/*  A field of the broker's /proc/<pid>/status, in KiB, or -1.  */
-static long
-s_broker_kb (const char *field)
-{
-    char path[64], line[256];
-    snprintf (path, sizeof path, "/proc/%d/status", (int) s_h.pid);
-    FILE *f = fopen (path, "r");
-    long kb = -1;
-    size_t len = strlen (field);
-    while (f && fgets (line, sizeof line, f))
-        if (strncmp (line, field, len) == 0 && line[len] == ':')
-            kb = atol (line + len + 1);
-    if (f)
-        fclose (f);
-    return kb;
-}
-
-static long
-s_broker_rss_kb (void)
-{
-    return s_broker_kb ("VmRSS");
-}
-
-static int
 s_broker_fds (void)
 {
     char path[64];
@@ -213,18 +183,6 @@ s_sleep_ms (int ms)
 
 /* --- the driver ------------------------------------------------------------ */
 
-static size_t
-s_greeting (uint8_t *g, const char *mechanism)
-{
-    memset (g, 0, 64);
-    g[0] = 0xff;
-    g[9] = 0x7f;
-    g[10] = 3;
-    g[11] = 0;
-    memcpy (g + 12, mechanism, strlen (mechanism));
-    return 64;
-}
-
 /*  What a connection of this kind sends once connected.  */
 static size_t
 s_payload (int kind, uint8_t *buf, size_t cap)
@@ -235,23 +193,23 @@ s_payload (int kind, uint8_t *buf, size_t cap)
     case K_IDLE:
         return 0;
     case K_TRUNCATED:
-        s_greeting (buf, "CURVE");
+        harness_zmtp_greeting (buf, "CURVE");
         return 1 + r % 63;
     case K_GREETING:
-        return s_greeting (buf, "CURVE");
+        return harness_zmtp_greeting (buf, "CURVE");
     case K_JUNK:
         n = 1 + r % 512;
         randombytes_buf (buf, n);
         buf[0] = (uint8_t) (buf[0] == 0xff ? 0 : buf[0]);
         return n;
     case K_GREETING_JUNK:
-        off = s_greeting (buf, "CURVE");
+        off = harness_zmtp_greeting (buf, "CURVE");
         n = 1 + r % 512;
         break;
     case K_MECHANISM:
-        return s_greeting (buf, r & 1 ? "NULL" : "PLAIN");
+        return harness_zmtp_greeting (buf, r & 1 ? "NULL" : "PLAIN");
     case K_HUGE:
-        off = s_greeting (buf, "CURVE");
+        off = harness_zmtp_greeting (buf, "CURVE");
         buf[off++] = 0x06;
         memcpy (buf + off, "\x40\x00\x00\x00\x00\x00\x00\x00", 8);
         off += 8;
@@ -423,7 +381,7 @@ s_flood_start (int n)
     fl->n = n;
     const char *env = getenv ("DIPX_FLOOD_JUNK");
     fl->njunk = env ? atoi (env) : FLOOD_JUNK;
-    fl->port = s_port ();
+    fl->port = harness_port (&s_h);
     fl->conns = calloc ((size_t) (n + fl->njunk), sizeof *fl->conns);
     assert_non_null (fl->conns);
     for (int i = 0; i < n + fl->njunk; i++) {
@@ -581,7 +539,7 @@ s_round (int n, bool drain, int fds_idle, s_round_t *out)
     s_round_trip (fresh);
     s_round_trip (s_police);
     out->rt_ms = dipx_mono_ms () - t0;
-    out->rss_flood_kb = s_broker_rss_kb ();
+    out->rss_flood_kb = harness_broker_kb (&s_h, "VmRSS");
     dipx_client_destroy (&fresh);
 
     if (drain) { /* the broker closes every held one itself */
@@ -602,8 +560,8 @@ s_round (int n, bool drain, int fds_idle, s_round_t *out)
                  fds_idle);
     assert_true (left <= fds_idle);
     s_round_trip (s_police);
-    out->rss_after_kb = s_broker_rss_kb ();
-    out->data_after_kb = s_broker_kb ("VmData");
+    out->rss_after_kb = harness_broker_kb (&s_h, "VmRSS");
+    out->data_after_kb = harness_broker_kb (&s_h, "VmData");
     assert_true (kill (s_h.pid, 0) == 0);
 }
 
@@ -632,7 +590,7 @@ test_flood_10k (void **state)
         skip ();
     }
     s_round_trip (s_police);
-    long rss0 = s_broker_rss_kb ();
+    long rss0 = harness_broker_kb (&s_h, "VmRSS");
     int fds0 = s_broker_fds ();
     /* The broker's own sockets: its clients may reconnect meanwhile.  */
     int fds_idle = fds0 + 2;
@@ -647,7 +605,7 @@ test_flood_10k (void **state)
         s_round (n, i % 2, fds_idle, &rx);
         s_print_round (3 + i, &rx);
     }
-    long hwm = s_broker_kb ("VmHWM");
+    long hwm = harness_broker_kb (&s_h, "VmHWM");
     printf ("flood: broker RSS %ld KiB before, peak %ld KiB (bound %ld); from round 1 to round 2 "
             "RSS %+ld KiB, VmData %+ld KiB (bound %ld)\n",
             rss0, hwm, FLOOD_RSS_MAX_KB, r2.rss_after_kb - r1.rss_after_kb,

@@ -41,17 +41,10 @@ static uint8_t s_seed[randombytes_SEEDBYTES];
 static uint64_t s_counter;
 
 static int
-s_port (void)
-{
-    const char *colon = strrchr (s_h.endpoint, ':');
-    return colon ? atoi (colon + 1) : -1;
-}
-
-static int
 s_connect (void)
 {
     int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) s_port ())};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) harness_port (&s_h))};
     a.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
     if (fd < 0 || connect (fd, (struct sockaddr *) &a, sizeof a) != 0) {
         if (fd >= 0)
@@ -72,18 +65,6 @@ s_random (uint8_t *buf, size_t len)
     randombytes_buf_deterministic (buf, len, seed);
 }
 
-static size_t
-s_greeting (uint8_t *g, const char *mechanism)
-{
-    memset (g, 0, 64);
-    g[0] = 0xff;
-    g[9] = 0x7f;
-    g[10] = 3;
-    g[11] = 0;
-    memcpy (g + 12, mechanism, strlen (mechanism));
-    return 64;
-}
-
 /*  Builds one hostile input of the given stage into buf; returns its size.  */
 static size_t
 s_input (int stage, uint8_t *buf, size_t cap)
@@ -95,10 +76,10 @@ s_input (int stage, uint8_t *buf, size_t cap)
     case 0: /* garbage instead of a greeting */
         break;
     case 1: /* valid greeting, then garbage */
-        off = s_greeting (buf, "CURVE");
+        off = harness_zmtp_greeting (buf, "CURVE");
         break;
     case 2: /* greeting, then a CURVE HELLO command with random contents */
-        off = s_greeting (buf, "CURVE");
+        off = harness_zmtp_greeting (buf, "CURVE");
         buf[off++] = 0x04;
         buf[off++] = 200;
         memcpy (buf + off, "\x05HELLO\x01\x00", 8);
@@ -106,16 +87,16 @@ s_input (int stage, uint8_t *buf, size_t cap)
         n = 192;
         break;
     case 3: /* greeting, then a long frame claiming 2^62 bytes */
-        off = s_greeting (buf, "CURVE");
+        off = harness_zmtp_greeting (buf, "CURVE");
         buf[off++] = 0x06;
         memcpy (buf + off, "\x40\x00\x00\x00\x00\x00\x00\x00", 8);
         off += 8;
         break;
     case 4: /* the wrong mechanism */
-        off = s_greeting (buf, r[2] & 1 ? "NULL" : "PLAIN");
+        off = harness_zmtp_greeting (buf, r[2] & 1 ? "NULL" : "PLAIN");
         break;
     case 5: /* a truncated greeting */
-        s_greeting (buf, "CURVE");
+        harness_zmtp_greeting (buf, "CURVE");
         return 1 + r[2] % 63;
     }
     if (off + n > cap)
@@ -139,21 +120,6 @@ s_round_trip (void)
     assert_memory_equal (dipx_message_body (msg), body, sizeof body);
     assert_int_equal (dipx_client_ack (s_cjit, msg), 0);
     dipx_message_destroy (&msg);
-}
-
-static long
-s_broker_rss_kb (void)
-{
-    char path[64], line[256];
-    snprintf (path, sizeof path, "/proc/%d/status", (int) s_h.pid);
-    FILE *f = fopen (path, "r");
-    long kb = -1;
-    while (f && fgets (line, sizeof line, f))
-        if (strncmp (line, "VmRSS:", 6) == 0)
-            kb = atol (line + 6);
-    if (f)
-        fclose (f);
-    return kb;
 }
 
 static int
@@ -207,7 +173,7 @@ test_connection_flood (void **state)
     if ((rlim_t) want + 64 > rl.rlim_cur)
         want = (int) rl.rlim_cur - 64;
     s_round_trip ();
-    long before = s_broker_rss_kb ();
+    long before = harness_broker_kb (&s_h, "VmRSS");
     int *fds = calloc ((size_t) want, sizeof *fds);
     assert_non_null (fds);
     static uint8_t buf[4096];
@@ -227,7 +193,7 @@ test_connection_flood (void **state)
     for (int i = 0; i < 5; i++)
         s_round_trip ();
     uint64_t took = dipx_mono_ms () - t0;
-    long during = s_broker_rss_kb ();
+    long during = harness_broker_kb (&s_h, "VmRSS");
     printf ("flood: %d connections held, 5 round trips in %llu ms, broker RSS %ld -> %ld KiB\n",
             open_fds, (unsigned long long) took, before, during);
     /* Generous bounds: they catch a broker that stalls or balloons, not speed. */
