@@ -116,40 +116,16 @@ s_refused (const char *text, size_t len, ...)
 }
 #define REFUSED(text, ...) s_refused (text, sizeof (text) - 1, __VA_ARGS__, NULL)
 
-typedef struct {
-    char dir[256];  /* this test's temporary directory */
-    char path[512]; /* scratch path inside it */
-} s_tmp_t;
+typedef dipx_test_tmp_t s_tmp_t;
 
 static int
 s_setup (void **state)
 {
-    s_tmp_t *tmp = calloc (1, sizeof *tmp);
-    if (!tmp)
-        return -1;
-    if (dipx_test_mkdtemp (tmp->dir, sizeof tmp->dir, "dipx-config") != 0) {
-        free (tmp);
-        return -1;
-    }
-    *state = tmp;
-    return 0;
+    return dipx_test_tmp_new (state, "dipx-config");
 }
 
-static int
-s_teardown (void **state)
-{
-    s_tmp_t *tmp = *state;
-    dipx_test_rmtree (tmp->dir);
-    free (tmp);
-    return 0;
-}
-
-static const char *
-s_path (s_tmp_t *tmp, const char *name)
-{
-    snprintf (tmp->path, sizeof tmp->path, "%s/%s", tmp->dir, name);
-    return tmp->path;
-}
+#define s_teardown dipx_test_tmp_free
+#define s_path dipx_test_path
 
 #define REQUIRED "data_dir = /tmp/d\nidentity = /tmp/i\nregistry = /tmp/r\n"
 

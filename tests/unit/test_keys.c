@@ -33,41 +33,16 @@
 
 /*  Helpers ----------------------------------------------------------------*/
 
-typedef struct {
-    char dir[256];  /* this test's temporary directory */
-    char path[512]; /* scratch path inside it */
-} s_tmp_t;
+typedef dipx_test_tmp_t s_tmp_t;
 
 static int
 s_setup (void **state)
 {
-    s_tmp_t *tmp = calloc (1, sizeof *tmp);
-    if (!tmp)
-        return -1;
-    if (dipx_test_mkdtemp (tmp->dir, sizeof tmp->dir, "dipx-keys") != 0) {
-        free (tmp);
-        return -1;
-    }
-    *state = tmp;
-    return 0;
+    return dipx_test_tmp_new (state, "dipx-keys");
 }
 
-static int
-s_teardown (void **state)
-{
-    s_tmp_t *tmp = *state;
-    dipx_test_rmtree (tmp->dir);
-    free (tmp);
-    return 0;
-}
-
-/*  A path in the test's directory (overwrites the previous one).  */
-static const char *
-s_path (s_tmp_t *tmp, const char *name)
-{
-    snprintf (tmp->path, sizeof tmp->path, "%s/%s", tmp->dir, name);
-    return tmp->path;
-}
+#define s_teardown dipx_test_tmp_free
+#define s_path dipx_test_path
 
 static void
 s_write_file (const char *path, const char *data, size_t len, mode_t mode)
