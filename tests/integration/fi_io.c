@@ -1,8 +1,7 @@
 /*  fi_io.c - I/O-failure injection on the broker's LMDB data file, as an
     LD_PRELOAD shim (libdipx_fi_io.so). Writes and syncs of data.mdb fail with
     a real errno, as a failing disk (EIO) or a full one (ENOSPC) would make
-    them, whichever thread makes them (the service thread's commit, or a sync
-    thread calling mdb_env_sync).
+    them, whichever thread makes them (the broker commits on a worker thread).
 
     It learns the data file's descriptors by watching open/openat for a path
     ending in "/data.mdb" (and close), and intercepts on those descriptors:

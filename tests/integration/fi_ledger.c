@@ -180,8 +180,9 @@ fi_send (fi_ledger_t *l, int timeout_ms)
 int
 fi_session (fi_ledger_t *l, dipx_client_t **c, const char *id, uint32_t window, int timeout_ms)
 {
-    /* A HELLO answered with an error (storage) is not retried on the same
-       connection: an application opens a new one.  */
+    /* libdipx asks again after a transient refusal (storage, busy); a HELLO
+       refused for good, or never answered, needs a new connection, which
+       is what an application would open.  */
     int rc = dipx_client_wait_ready (*c, timeout_ms);
     bool lost = rc == DIPX_E_TIMEOUT && timeout_ms > 0 && harness_wait_exit (l->h, 0) == 0;
     if ((rc != 0 && rc != DIPX_E_TIMEOUT) || lost) {
