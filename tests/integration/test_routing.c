@@ -63,16 +63,23 @@ s_client (harness_t *h, const char *id, uint32_t window)
     return c;
 }
 
-/*  Receives one message and checks it carries body.  */
+/*  Posts n 2 KiB messages from police to cjit without waiting.  */
+static void
+s_post (dipx_client_t *police, int n)
+{
+    dipx_send_t m = s_dt1 ("cjit.test");
+    static uint8_t body[2048];
+    uint8_t id[DIPX_MESSAGE_ID_BYTES];
+    for (int i = 0; i < n; i++)
+        assert_int_equal (dipx_client_post (police, &m, body, sizeof body, id), 0);
+}
+
 /*  Waits for answers to police's posts, posting one more for each ACCEPTED
     (so the broker stays busy), until one is answered with code; fails if
     none is within 20 s.  */
 static void
 s_post_until (dipx_client_t *police, int code)
 {
-    dipx_send_t m = s_dt1 ("cjit.test");
-    static uint8_t body[2048];
-    uint8_t id[DIPX_MESSAGE_ID_BYTES];
     uint64_t deadline = dipx_mono_ms () + 20000;
     while (dipx_mono_ms () < deadline) {
         dipx_result_t r;
@@ -83,7 +90,7 @@ s_post_until (dipx_client_t *police, int code)
         if (r.code == code)
             return;
         assert_int_equal (r.code, code == 0 ? DIPX_E_SENDER_INACTIVE : 0);
-        assert_int_equal (dipx_client_post (police, &m, body, sizeof body, id), 0);
+        s_post (police, 1);
     }
     fail_msg ("no send answered %s within 20 s", code ? dipx_error_name (code) : "accepted");
 }
@@ -97,11 +104,7 @@ test_reload_under_load (void **state)
 {
     harness_t *h = *state;
     dipx_client_t *police = s_client (h, "police.test", 0);
-    dipx_send_t m = s_dt1 ("cjit.test");
-    static uint8_t body[2048];
-    uint8_t id[DIPX_MESSAGE_ID_BYTES];
-    for (int i = 0; i < 200; i++)
-        assert_int_equal (dipx_client_post (police, &m, body, sizeof body, id), 0);
+    s_post (police, 200);
     h_agency_t *a = harness_agency (h, "police.test");
     a->status = DIPX_STATUS_SUSPENDED;
     assert_int_equal (harness_write_registry (h), 0);
@@ -110,13 +113,13 @@ test_reload_under_load (void **state)
 
     a->status = DIPX_STATUS_ACTIVE;
     assert_int_equal (harness_write_registry (h), 0);
-    for (int i = 0; i < 100; i++)
-        assert_int_equal (dipx_client_post (police, &m, body, sizeof body, id), 0);
+    s_post (police, 100);
     assert_int_equal (kill (h->pid, SIGHUP), 0);
     s_post_until (police, 0);
     dipx_client_destroy (&police);
 }
 
+/*  Receives one message and checks it carries body.  */
 static void
 s_expect (dipx_client_t *c, const uint8_t *body, size_t len, uint64_t count)
 {
