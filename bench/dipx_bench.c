@@ -72,6 +72,7 @@
 #include <sodium.h>
 #include <zmq.h>
 
+#include "bench_util.h"
 #include "dipx.h"
 #include "dipx_card.h"
 #include "dipx_fixture.h"
@@ -175,18 +176,10 @@ typedef struct {
 
 /* --- small helpers -------------------------------------------------------- */
 
-static uint64_t
-s_now_ns (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
-
 static double
 s_now_s (void)
 {
-    return (double) s_now_ns () / 1e9;
+    return (double) bench_now_ns () / 1e9;
 }
 
 static void
@@ -244,27 +237,6 @@ s_message (const char *to, const uint8_t *subject)
         .categories = (1u << DIPX_CAT_IDENTIFIERS) | (1u << DIPX_CAT_TEST_RESULTS),
     };
     return m;
-}
-
-static int
-s_cmp_u64 (const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-    return x < y ? -1 : x > y;
-}
-
-/*  Nearest-rank percentile of a sorted array, in ms.  */
-static double
-s_pct (const uint64_t *v, size_t n, double q)
-{
-    if (n == 0)
-        return NAN;
-    size_t rank = (size_t) ceil (q * (double) n);
-    if (rank < 1)
-        rank = 1;
-    if (rank > n)
-        rank = n;
-    return (double) v[rank - 1] / 1e6;
 }
 
 /* --- /proc and rusage ------------------------------------------------------ */
@@ -412,7 +384,7 @@ s_sender_answer (s_sender_t *s, const dipx_result_t *r)
 {
     if (r->code == 0) {
         s->accepted++;
-        s->last_accept_ns = s_now_ns ();
+        s->last_accept_ns = bench_now_ns ();
         atomic_fetch_add (&s->run->accepted, 1);
     } else {
         s->refused++;
@@ -447,7 +419,7 @@ s_sender_main (void *arg)
     uint64_t interval = o->rate > 0 ? (uint64_t) (1e9 * o->senders / o->rate) : 0;
     uint64_t outstanding = 0, k = 0, last_progress;
     pthread_barrier_wait (&run->start);
-    uint64_t t0 = s_now_ns ();
+    uint64_t t0 = bench_now_ns ();
     last_progress = t0;
     for (;;) {
         if (atomic_load (&run->abort))
@@ -456,9 +428,9 @@ s_sender_main (void *arg)
         while (outstanding && dipx_client_result (s->client, 0, &r) == 0) {
             outstanding--;
             s_sender_answer (s, &r);
-            last_progress = s_now_ns ();
+            last_progress = bench_now_ns ();
         }
-        uint64_t now = s_now_ns ();
+        uint64_t now = bench_now_ns ();
         bool more = k < s->n && (!run->deadline_ns || now < run->deadline_ns);
         if (!more && outstanding == 0)
             break;
@@ -472,7 +444,7 @@ s_sender_main (void *arg)
                     if (rc == 0) {
                         outstanding--;
                         s_sender_answer (s, &r);
-                        last_progress = s_now_ns ();
+                        last_progress = bench_now_ns ();
                     }
                 } else
                     s_sleep_ns (wait);
@@ -480,13 +452,13 @@ s_sender_main (void *arg)
             }
             int rc;
             if (o->mode == S_REPLAY) {
-                atomic_store_explicit (&run->post_ns[s->index][k], s_now_ns (),
+                atomic_store_explicit (&run->post_ns[s->index][k], bench_now_ns (),
                                        memory_order_release);
                 rc = dipx_client_post_sealed (s->client, s->envs[k], s->env_lens[k]);
             } else {
                 randombytes_buf (subject, sizeof subject);
                 dipx_send_t m = s_message (s->to[k % (uint64_t) s->nto], subject);
-                s_fill_body (body, o->payload, run, s->index, k, s_now_ns ());
+                s_fill_body (body, o->payload, run, s->index, k, bench_now_ns ());
                 rc = dipx_client_post (s->client, &m, body, o->payload, NULL);
             }
             if (rc) {
@@ -505,12 +477,12 @@ s_sender_main (void *arg)
         if (rc == 0) {
             outstanding--;
             s_sender_answer (s, &r);
-            last_progress = s_now_ns ();
+            last_progress = bench_now_ns ();
             s_sender_receipts (s);
         } else if (rc != DIPX_E_TIMEOUT) {
             s_sender_fail (s, "result", rc, NULL);
             break;
-        } else if ((double) (s_now_ns () - last_progress) / 1e9 > S_STALL_S) {
+        } else if ((double) (bench_now_ns () - last_progress) / 1e9 > S_STALL_S) {
             s_sender_fail (s, "no answer", DIPX_E_TIMEOUT, "stalled");
             break;
         }
@@ -557,11 +529,11 @@ s_receiver_main (void *arg)
     s_run_t *run = r->run;
     if (run)
         pthread_barrier_wait (&run->start);
-    uint64_t last_progress = s_now_ns ();
+    uint64_t last_progress = bench_now_ns ();
     while (!s_receiver_done (r)) {
         dipx_message_t *msg = NULL;
         int rc = dipx_client_recv (r->client, 100, &msg);
-        uint64_t now = s_now_ns ();
+        uint64_t now = bench_now_ns ();
         if (rc == DIPX_E_TIMEOUT) {
             if ((double) (now - last_progress) / 1e9 > S_STALL_S) {
                 snprintf (r->err, sizeof r->err, "receiver %s: nothing for %.0f s",
@@ -1577,23 +1549,23 @@ s_roundtrips (const s_where_t *w, const char *from, const char *to, int n, size_
     for (int i = 0; rc == 0 && i < n; i++) {
         dipx_send_t m = s_message (to, subject);
         dipx_result_t r;
-        uint64_t t0 = s_now_ns ();
+        uint64_t t0 = bench_now_ns ();
         rc = dipx_client_send (snd, &m, body, payload, S_READY_MS, &r);
         dipx_message_t *msg = NULL;
         if (rc == 0)
             rc = dipx_client_recv (rcv, S_READY_MS, &msg);
         if (rc == 0) {
-            lat[done++] = s_now_ns () - t0;
+            lat[done++] = bench_now_ns () - t0;
             rc = dipx_client_ack (rcv, msg);
             dipx_message_destroy (&msg);
         }
     }
     if (rc)
         snprintf (id->err, sizeof id->err, "round trip %d: %s", done + 1, dipx_strerror (rc));
-    qsort (lat, (size_t) done, sizeof *lat, s_cmp_u64);
+    qsort (lat, (size_t) done, sizeof *lat, bench_cmp_u64);
     id->roundtrips = done;
-    id->rt_p50 = s_pct (lat, (size_t) done, 0.5);
-    id->rt_p99 = s_pct (lat, (size_t) done, 0.99);
+    id->rt_p50 = bench_pct_ms (lat, (size_t) done, 0.5);
+    id->rt_p99 = bench_pct_ms (lat, (size_t) done, 0.99);
     id->rt_max = done ? (double) lat[done - 1] / 1e6 : NAN;
     free (lat);
     free (body);
@@ -1688,13 +1660,13 @@ s_run (const s_opts_t *o, const s_where_t *w, pid_t broker, const char *data_dir
     f->load_before = s_loadavg ();
     double bcpu0 = s_proc_cpu (broker), ccpu0 = s_self_cpu (), brun0, bwait0;
     s_proc_sched (broker, &brun0, &bwait0);
-    uint64_t t0 = s_now_ns ();
+    uint64_t t0 = bench_now_ns ();
     if (o->seconds > 0)
         run->deadline_ns = t0 + (uint64_t) (o->seconds * 1e9);
     pthread_barrier_wait (&run->start);
     for (int t = 0; t < started; t++)
         pthread_join (threads[t], NULL);
-    uint64_t t1 = s_now_ns ();
+    uint64_t t1 = bench_now_ns ();
     f->broker_cpu_s = s_proc_cpu (broker) - bcpu0;
     s_proc_sched (broker, &f->broker_run_s, &f->broker_wait_s);
     f->broker_run_s -= brun0;
@@ -1750,11 +1722,11 @@ s_run (const s_opts_t *o, const s_where_t *w, pid_t broker, const char *data_dir
         at += rcv[j].nlat;
     }
     if (lat) {
-        qsort (lat, at, sizeof *lat, s_cmp_u64);
+        qsort (lat, at, sizeof *lat, bench_cmp_u64);
         f->lat_n = at;
-        f->lat_p50 = s_pct (lat, at, 0.50);
-        f->lat_p99 = s_pct (lat, at, 0.99);
-        f->lat_p999 = s_pct (lat, at, 0.999);
+        f->lat_p50 = bench_pct_ms (lat, at, 0.50);
+        f->lat_p99 = bench_pct_ms (lat, at, 0.99);
+        f->lat_p999 = bench_pct_ms (lat, at, 0.999);
         f->lat_max = at ? (double) lat[at - 1] / 1e6 : NAN;
         f->lat_mean = at ? sum / (double) at / 1e6 : NAN;
     }

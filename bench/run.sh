@@ -11,6 +11,8 @@
 #   DIPX_BENCH_IDLE   idle agencies for run 5 (default 2000; up to 10000)
 #   DIPX_BENCH_DEEP   messages queued before run 4 (default 100000; 1000000
 #                     takes about 2 minutes to fill and 4.6 GiB of disk)
+#   DIPX_BENCH_AUDIT_ENTRIES  audit log size for run 6 (default 1000000;
+#                     10000000 takes about 3 minutes to fill and 5 GiB of disk)
 #   DIPX_BENCH_QUIET  wait (up to 5 minutes) for the 1-minute load average to
 #                     fall below this before each run, e.g. 1.0; default: no wait
 #   DIPX_BENCH_ONLY   run only the runs whose names contain this, e.g. "replay"
@@ -24,6 +26,7 @@ bench=${DIPX_BENCH:-$here/../build/bench/dipx-bench}
 out=${1:-./bench-results}
 idle=${DIPX_BENCH_IDLE:-2000}
 deep=${DIPX_BENCH_DEEP:-100000}
+audit_entries=${DIPX_BENCH_AUDIT_ENTRIES:-1000000}
 only=${DIPX_BENCH_ONLY:-}
 mkdir -p "$out"
 [ -x "$bench" ] || { echo "run.sh: $bench is not built (cmake --build build --target dipx_bench)" >&2; exit 2; }
@@ -47,8 +50,10 @@ run() {
     shift
     case $name in *"$only"*) ;; *) return 0 ;; esac
     wait_quiet
-    echo "== $name: dipx-bench $*"
-    if "$bench" --quiet --json "$out/$name.json" "$@" >"$out/$name.txt" 2>&1; then
+    prog=$bench
+    case $name in *audit*) prog=$(dirname "$bench")/dipx-bench-audit ;; esac
+    echo "== $name: $(basename "$prog") $*"
+    if "$prog" --quiet --json "$out/$name.json" "$@" >"$out/$name.txt" 2>&1; then
         cat "$out/$name.txt"
     else
         cat "$out/$name.txt"
@@ -72,13 +77,18 @@ run 3-rate1000 --rate 1000 --seconds 10 --no-micro
 run 4-prequeue --mode replay --messages 20000 --prequeue "$deep" --restart --no-micro
 # 5. Idle agencies connected: broker memory, and a round trip beside them.
 run 5-idle --idle-agencies "$idle" --messages 0 --no-micro
+# 6. The auditor's subject query (a subject access request) on a log of
+#    $audit_entries entries written through the broker's store code: warm,
+#    cold (page cache dropped) and as the `dipxd audit --subject` command.
+run 6-audit-query --entries "$audit_entries"
 
 if command -v jq >/dev/null 2>&1; then
     echo
     echo "== summary (msg/s; ms; us per message; bytes per message; MiB)"
     printf '%-14s %8s %8s %8s %8s %8s %8s %8s %8s %7s %5s\n' run accepted e2e p50 p99 p99.9 \
         brokerCPU clientCPU disk/msg RSS load
-    for f in "$out"/*.json; do
+    for f in "$out"/[1-5]-*.json; do
+        [ -f "$f" ] || continue
         jq -r --arg n "$(basename "$f" .json)" '
             def r(m): if . == null then "-" else (. * m | floor) / m end;
             [$n, (.accepted_per_s | r(1)), (.e2e_per_s | r(1)), (.latency_ms.p50 | r(100)),
@@ -94,6 +104,9 @@ if command -v jq >/dev/null 2>&1; then
     done
     for f in "$out"/5-idle.json; do
         [ -f "$f" ] && jq -r '"idle: \(.idle.connected)/\(.idle.requested) connected in \(.idle.connect_s | . * 10 | floor / 10) s, broker RSS \(.idle.broker_rss_kb_before / 1024 | floor) -> \(.idle.broker_rss_kb_after / 1024 | floor) MiB (\(.idle.kb_per_connection | . * 10 | floor / 10) KiB each), broker CPU holding them \(.idle.broker_cpu_cores_holding | . * 1000 | floor / 1000) cores; round trip p50 \(.idle.roundtrip_ms_p50 | . * 100 | floor / 100) ms, max \(.idle.roundtrip_ms_max | . * 100 | floor / 100) ms"' "$f"
+    done
+    for f in "$out"/6-audit-query.json; do
+        [ -f "$f" ] && jq -r '"audit: subject query on \(.log.entries) entries (\(.query_warm.records_mean | floor) records each): warm p50 \(.query_warm.p50_ms | . * 1000 | floor / 1000) ms, p99 \(.query_warm.p99_ms | . * 1000 | floor / 1000) ms; cold p50 \(.query_cold.p50_ms | . * 100 | floor / 100) ms, max \(.query_cold.max_ms | . * 100 | floor / 100) ms; dipxd audit --subject p50 \(.command.p50_ms | . * 10 | floor / 10) ms"' "$f"
     done
 fi
 exit $failed

@@ -220,7 +220,7 @@ dipx_audit_print_text (const dipx_audit_t *rec, FILE *out)
     if (p & DIPX_AU_SIG)
         fprintf (out, " signed");
     if (p & DIPX_AU_CODE) {
-        const char *name = dipx_error_name (-(int) rec->code);
+        const char *name = rec->code <= INT_MAX ? dipx_error_name (-(int) rec->code) : NULL;
         fprintf (out, " %s", name && rec->event != DIPX_AUDIT_AUTH_REFUSED ? name : "");
     }
     if (p & DIPX_AU_KEY)

@@ -274,10 +274,11 @@ s_check_size (MDB_env *env, const char *dir)
 }
 
 int
-dipx_store_open (const char *dir, uint64_t map_size, uint64_t map_max, bool readonly,
+dipx_store_open (const char *dir, uint64_t map_size, uint64_t map_max, unsigned flags,
                  dipx_store_t **out)
 {
     *out = NULL;
+    bool readonly = flags & DIPX_STORE_READONLY;
     if (!readonly && mkdir (dir, 0700) != 0 && errno != EEXIST)
         return DIPX_E_IO;
     dipx_store_t *self = calloc (1, sizeof *self);
@@ -293,7 +294,15 @@ dipx_store_open (const char *dir, uint64_t map_size, uint64_t map_max, bool read
     if (rc == 0)
         rc = mdb_env_set_mapsize (self->env, (size_t) map_size);
     if (rc == 0)
-        rc = mdb_env_open (self->env, dir, readonly ? MDB_RDONLY : 0, 0600);
+        /* MDB_NORDAHEAD: LMDB maps the whole file, and on a fault the
+           kernel reads up to 128 KiB around the page, which lookups
+           scattered over a large log mostly throw away (a subject query on
+           a cold 10 M-entry log read for 0.4 s with readahead, 18 ms
+           without); a scan wants the readahead.  */
+        rc = mdb_env_open (self->env, dir,
+                           (readonly ? MDB_RDONLY : 0)
+                               | (flags & DIPX_STORE_RANDOM ? MDB_NORDAHEAD : 0),
+                           0600);
     if (rc == 0) {
         /* Another process may have grown the map: adopt its size.  */
         MDB_envinfo info;
@@ -946,6 +955,138 @@ dipx_store_audit_for_id (dipx_txn_t *t, const uint8_t id[DIPX_ID_BYTES], size_t 
         if (st[i].cur)
             mdb_cursor_close (st[i].cur);
     return rc == DIPX_E_NOT_FOUND ? 0 : rc;
+}
+
+/*  The n smallest audit seqs offered, as a max-heap (root = the largest
+    kept), so that a query of a subject with any number of records needs
+    memory for one page of them only.  */
+typedef struct {
+    uint64_t *v; /* heap array */
+    size_t n;    /* entries kept */
+    size_t cap;  /* the page size */
+} s_seqheap_t;
+
+static void
+s_seqheap_offer (s_seqheap_t *h, uint64_t x)
+{
+    size_t i;
+    if (h->n < h->cap) {
+        i = h->n++;
+        while (i > 0 && h->v[(i - 1) / 2] < x) {
+            h->v[i] = h->v[(i - 1) / 2];
+            i = (i - 1) / 2;
+        }
+        h->v[i] = x;
+        return;
+    }
+    if (x >= h->v[0])
+        return;
+    i = 0; /* x replaces the root and sinks */
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= h->n)
+            break;
+        if (c + 1 < h->n && h->v[c + 1] > h->v[c])
+            c++;
+        if (h->v[c] <= x)
+            break;
+        h->v[i] = h->v[c];
+        i = c;
+    }
+    h->v[i] = x;
+}
+
+static int
+s_seq_cmp (const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+    return (x > y) - (x < y);
+}
+
+/*  Offers every record of stored message msg_seq (aud_seq) above after,
+    except skip (the ACCEPTED record, which the subject index gave).  */
+static int
+s_offer_history (MDB_cursor *cur, uint64_t msg_seq, uint64_t after, uint64_t skip,
+                 s_seqheap_t *h)
+{
+    uint8_t sb[16];
+    dipx_put_be64 (sb, msg_seq);
+    dipx_put_be64 (sb + 8, after + 1);
+    s_aud_stream_t st = {.cur = cur, .prefix = sb, .plen = 8};
+    MDB_val k = {sizeof sb, sb};
+    int rc = s_aud_stream_step (&st, MDB_SET_RANGE, &k);
+    while (rc == 0 && st.aseq) {
+        /* Past a full page's largest, nothing later in this stream fits.  */
+        if (h->n == h->cap && st.aseq >= h->v[0])
+            break;
+        if (st.aseq != skip)
+            s_seqheap_offer (h, st.aseq);
+        rc = s_aud_stream_step (&st, MDB_NEXT, &k);
+    }
+    return rc;
+}
+
+/*  Reads a record an index points at: a missing one is damage.  */
+static int
+s_audit_indexed (dipx_txn_t *t, uint64_t seq, dipx_audit_t *rec)
+{
+    int rc = dipx_store_audit_get (t, seq, rec);
+    return rc == DIPX_E_NOT_FOUND ? DIPX_E_CORRUPT : rc;
+}
+
+int
+dipx_store_audit_for_subject (dipx_txn_t *t, const uint8_t subj[DIPX_SUBJ_BYTES], uint64_t after,
+                              size_t max, dipx_audit_fn *fn, void *arg)
+{
+    if (max == 0)
+        return 0;
+    if (max > DIPX_AUDIT_PAGE_MAX)
+        return DIPX_E_INVAL;
+    s_seqheap_t h = {.v = malloc (max * sizeof (uint64_t)), .cap = max};
+    if (!h.v)
+        return DIPX_E_NOMEM;
+    /* Every subject index entry is a candidate; an ACCEPTED record brings its
+       message's whole history (aud_seq), which may reach past after even
+       when the ACCEPTED record itself does not.  */
+    uint8_t kb[DIPX_SUBJ_BYTES + 8];
+    memcpy (kb, subj, DIPX_SUBJ_BYTES);
+    memset (kb + DIPX_SUBJ_BYTES, 0, 8);
+    s_aud_stream_t st = {.prefix = kb, .plen = DIPX_SUBJ_BYTES};
+    MDB_cursor *hist = NULL;
+    int rc = s_err (mdb_cursor_open (t->txn, t->store->dbi[DB_AUD_SUB], &st.cur));
+    if (rc == 0 && t->store->has_aud_seq)
+        rc = s_err (mdb_cursor_open (t->txn, t->store->dbi[DB_AUD_SEQ], &hist));
+    MDB_val k = {sizeof kb, kb};
+    if (rc == 0)
+        rc = s_aud_stream_step (&st, MDB_SET_RANGE, &k);
+    while (rc == 0 && st.aseq) {
+        /* Later entries, and the histories they bring, are later still.  */
+        if (h.n == h.cap && st.aseq >= h.v[0])
+            break;
+        if (st.aseq > after)
+            s_seqheap_offer (&h, st.aseq);
+        dipx_audit_t rec;
+        if (hist && (rc = s_audit_indexed (t, st.aseq, &rec)) == 0
+            && rec.event == DIPX_AUDIT_ACCEPTED && (rec.present & DIPX_AU_MSG_SEQ))
+            rc = s_offer_history (hist, rec.msg_seq, after, st.aseq, &h);
+        if (rc == 0)
+            rc = s_aud_stream_step (&st, MDB_NEXT, &k);
+    }
+    if (hist)
+        mdb_cursor_close (hist);
+    if (st.cur)
+        mdb_cursor_close (st.cur);
+    qsort (h.v, h.n, sizeof h.v[0], s_seq_cmp);
+    for (size_t i = 0; rc == 0 && i < h.n; i++) {
+        if (i > 0 && h.v[i] == h.v[i - 1])
+            continue;
+        dipx_audit_t rec;
+        rc = s_audit_indexed (t, h.v[i], &rec);
+        if (rc == 0)
+            rc = fn (&rec, arg);
+    }
+    free (h.v);
+    return rc;
 }
 
 uint64_t

@@ -76,10 +76,16 @@ typedef struct {
     char to[DIPX_MAX_AGENCY_ID + 1];     /* recipient */
 } dipx_idrec_t;
 
-/*  Opens (creating, mode 0700) the environment in dir with the given map
-    size and growth ceiling (bytes). Read-only opens share a running broker's
-    environment safely. Returns 0 and *out, or DIPX_E_IO/_STORAGE/_CORRUPT.  */
-int dipx_store_open (const char *dir, uint64_t map_size, uint64_t map_max, bool readonly,
+/*  dipx_store_open flags.  */
+enum {
+    DIPX_STORE_READONLY = 1, /* read only: shares a running broker's environment safely */
+    DIPX_STORE_RANDOM = 2,   /* no readahead: for lookups scattered over a large store */
+};
+
+/*  Opens (creating, mode 0700, unless read-only) the environment in dir
+    with the given map size and growth ceiling (bytes). Returns 0 and *out,
+    or DIPX_E_IO/_STORAGE/_CORRUPT.  */
+int dipx_store_open (const char *dir, uint64_t map_size, uint64_t map_max, unsigned flags,
                      dipx_store_t **out);
 void dipx_store_destroy (dipx_store_t **self_p);
 
@@ -168,6 +174,17 @@ int dipx_store_audit_get (dipx_txn_t *txn, uint64_t seq, dipx_audit_t *rec);
 typedef int (dipx_audit_fn) (const dipx_audit_t *rec, void *arg);
 int dipx_store_audit_for_id (dipx_txn_t *txn, const uint8_t id[DIPX_ID_BYTES], size_t max,
                              dipx_audit_fn *fn, void *arg);
+
+/*  Calls fn for each audit record about subject subj with seq above after,
+    oldest first, at most max (1..DIPX_AUDIT_PAGE_MAX) of them: every record of
+    every stored message about the subject (found through its ACCEPTED
+    record) and every record about it that concerns no stored message
+    (refusals). Fewer than max calls means the end; otherwise call again with
+    after = the last seq seen. Memory is one page of seqs whatever the
+    subject's history. Stops when fn returns non-zero, and returns that.  */
+#define DIPX_AUDIT_PAGE_MAX 65536
+int dipx_store_audit_for_subject (dipx_txn_t *txn, const uint8_t subj[DIPX_SUBJ_BYTES],
+                                  uint64_t after, size_t max, dipx_audit_fn *fn, void *arg);
 
 /*  Last audit sequence number (0 if none).  */
 uint64_t dipx_store_audit_last (dipx_txn_t *txn);

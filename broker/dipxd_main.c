@@ -4,7 +4,11 @@
         dipxd --config FILE [--ready-fd N]   run the broker
         dipxd --config FILE --check          load everything, self-check, exit
         dipxd --print-config                 the config table with defaults
-        dipxd audit --data DIR [--after N]   print the audit log as JSON lines
+        dipxd audit --data DIR [--after N] [--subject REF | --id ID]
+                    [--since T] [--until T] [--text]
+                                             print the audit log as JSON lines,
+                                             or what it says about one subject
+                                             or message, in a period
         dipxd dead --data DIR                list dead letters (metadata only)
 
     --ready-fd N: once the broker is listening and has passed its self-check,
@@ -21,6 +25,7 @@
 #include <unistd.h>
 
 #include "dipx_audit.h"
+#include "dipx_card.h"
 #include "dipx_config.h"
 #include "dipx_log.h"
 #include "dipx_server.h"
@@ -47,48 +52,152 @@ s_usage (void)
 {
     fprintf (stderr, "usage: dipxd --config FILE [--ready-fd N] [--check]\n"
                      "       dipxd --print-config\n"
-                     "       dipxd audit --data DIR [--after SEQ] [--text]\n"
+                     "       dipxd audit --data DIR [--after SEQ] [--subject HEX | --id HEX]\n"
+                     "                   [--since TIME] [--until TIME] [--text]\n"
+                     "           (TIME: YYYY-MM-DDTHH:MM:SSZ or ms since the epoch)\n"
                      "       dipxd dead --data DIR [--redrive SEQ]\n");
     return 2;
 }
+
+/*  A decimal number, all of text: 0, or DIPX_E_SYNTAX.  */
+static int
+s_parse_u64 (const char *text, uint64_t *out)
+{
+    if (!text[0] || text[0] == '-' || text[0] == '+')
+        return DIPX_E_SYNTAX;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull (text, &end, 10);
+    if (errno || *end)
+        return DIPX_E_SYNTAX;
+    *out = v;
+    return 0;
+}
+
+/*  Exactly len bytes as hex.  */
+static int
+s_parse_hex (const char *text, uint8_t *out, size_t len)
+{
+    size_t got;
+    const char *end;
+    if (strlen (text) != 2 * len
+        || sodium_hex2bin (out, len, text, strlen (text), NULL, &got, &end) != 0 || got != len)
+        return DIPX_E_SYNTAX;
+    return 0;
+}
+
+/*  What `dipxd audit` prints, and the filters on it.  */
+typedef struct {
+    uint64_t after;  /* audit seq above which to print */
+    uint64_t since;  /* at >= since (ms) */
+    uint64_t until;  /* at < until (ms); 0 = no bound */
+    bool text;       /* text for people, else JSON lines */
+    uint64_t last;   /* last seq passed to s_audit_print */
+    uint64_t n;      /* records passed */
+} s_audit_out_t;
+
+static int
+s_audit_print (const dipx_audit_t *rec, void *arg)
+{
+    s_audit_out_t *o = arg;
+    o->last = rec->seq;
+    o->n++;
+    if (rec->seq <= o->after || rec->at < o->since || (o->until && rec->at >= o->until))
+        return 0;
+    return o->text ? dipx_audit_print_text (rec, stdout) : dipx_audit_print_json (rec, stdout);
+}
+
+/*  A time bound: "YYYY-MM-DDTHH:MM:SSZ" or milliseconds since the epoch.  */
+static int
+s_parse_when (const char *text, uint64_t *ms)
+{
+    int64_t secs;
+    if (dipx_time_parse (text, strlen (text), &secs) == 0) {
+        *ms = (uint64_t) secs * 1000;
+        return 0;
+    }
+    return s_parse_u64 (text, ms);
+}
+
+/*  Records per page of a subject query: memory for this many seqs.  */
+#define S_AUDIT_PAGE 4096
 
 static int
 s_audit (int argc, char **argv)
 {
     const char *dir = NULL;
-    uint64_t after = 0;
-    bool text = false;
+    s_audit_out_t out = {.after = 0};
+    uint8_t subj[DIPX_SUBJ_BYTES], id[DIPX_ID_BYTES];
+    bool by_subj = false, by_id = false;
     for (int i = 1; i < argc; i++) {
-        if (strcmp (argv[i], "--data") == 0 && i + 1 < argc)
-            dir = argv[++i];
-        else if (strcmp (argv[i], "--text") == 0)
-            text = true;
-        else if (strcmp (argv[i], "--after") == 0 && i + 1 < argc)
-            after = strtoull (argv[++i], NULL, 10);
-        else
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int bad = 0;
+        if (strcmp (a, "--text") == 0) {
+            out.text = true;
+            continue;
+        }
+        if (!v)
             return s_usage ();
+        if (strcmp (a, "--data") == 0)
+            dir = v;
+        else if (strcmp (a, "--after") == 0)
+            bad = s_parse_u64 (v, &out.after);
+        else if (strcmp (a, "--since") == 0)
+            bad = s_parse_when (v, &out.since);
+        else if (strcmp (a, "--until") == 0)
+            bad = s_parse_when (v, &out.until);
+        else if (strcmp (a, "--subject") == 0 && !by_id) {
+            bad = s_parse_hex (v, subj, sizeof subj);
+            by_subj = true;
+        } else if (strcmp (a, "--id") == 0 && !by_subj) {
+            bad = s_parse_hex (v, id, sizeof id);
+            by_id = true;
+        } else
+            return s_usage ();
+        if (bad) {
+            fprintf (stderr, "dipxd audit: %s: bad value \"%s\"\n", a, v);
+            return 2;
+        }
+        i++;
     }
     if (!dir)
         return s_usage ();
     dipx_store_t *store = NULL;
     dipx_txn_t *txn;
-    int rc = dipx_store_open (dir, 1 << 20, 1 << 20, true, &store);
+    /* A query's lookups are scattered over the log; the dump is a scan.  */
+    unsigned flags = DIPX_STORE_READONLY | (by_subj || by_id ? DIPX_STORE_RANDOM : 0);
+    int rc = dipx_store_open (dir, 1 << 20, 1 << 20, flags, &store);
     if (rc == 0 && (rc = dipx_store_begin_read (store, &txn)) != 0)
         dipx_store_destroy (&store);
     if (rc) {
         fprintf (stderr, "dipxd audit: %s: %s\n", dir, dipx_strerror (rc));
         return 1;
     }
-    uint64_t last = dipx_store_audit_last (txn);
-    for (uint64_t seq = after + 1; seq <= last && rc == 0; seq++) {
-        dipx_audit_t rec;
-        rc = dipx_store_audit_get (txn, seq, &rec);
-        if (rc == 0)
-            rc = text ? dipx_audit_print_text (&rec, stdout) : dipx_audit_print_json (&rec, stdout);
-        else
-            fprintf (stderr, "dipxd audit: record %llu: %s\n", (unsigned long long) seq,
-                     dipx_strerror (rc));
+    if (by_subj) {
+        /* Page by page: a subject's history may be long.  */
+        out.last = out.after;
+        uint64_t before;
+        do {
+            before = out.n;
+            rc = dipx_store_audit_for_subject (txn, subj, out.last, S_AUDIT_PAGE, s_audit_print,
+                                               &out);
+        } while (rc == 0 && out.n - before == S_AUDIT_PAGE);
+    } else if (by_id) {
+        rc = dipx_store_audit_for_id (txn, id, SIZE_MAX, s_audit_print, &out);
+    } else {
+        uint64_t last = dipx_store_audit_last (txn);
+        for (uint64_t seq = out.after + 1; seq <= last && rc == 0; seq++) {
+            dipx_audit_t rec;
+            rc = dipx_store_audit_get (txn, seq, &rec);
+            if (rc == 0)
+                rc = s_audit_print (&rec, &out);
+            else
+                fprintf (stderr, "dipxd audit: record %llu: %s\n", (unsigned long long) seq,
+                         dipx_strerror (rc));
+        }
     }
+    if (rc && (by_subj || by_id))
+        fprintf (stderr, "dipxd audit: %s\n", dipx_strerror (rc));
     dipx_store_abort (&txn);
     dipx_store_destroy (&store);
     return rc ? 1 : 0;
@@ -102,7 +211,7 @@ s_redrive (const char *dir, uint64_t seq)
 {
     dipx_store_t *store = NULL;
     dipx_txn_t *txn = NULL;
-    int rc = dipx_store_open (dir, 1 << 20, 1 << 20, false, &store);
+    int rc = dipx_store_open (dir, 1 << 20, 1 << 20, 0, &store);
     if (rc == 0)
         rc = dipx_store_begin (store, &txn);
     dipx_msgrec_t m;
@@ -144,9 +253,10 @@ s_dead (int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp (argv[i], "--data") == 0 && i + 1 < argc)
             dir = argv[++i];
-        else if (strcmp (argv[i], "--redrive") == 0 && i + 1 < argc)
-            redrive = strtoull (argv[++i], NULL, 10);
-        else
+        else if (strcmp (argv[i], "--redrive") == 0 && i + 1 < argc) {
+            if (s_parse_u64 (argv[++i], &redrive) != 0 || redrive == 0)
+                return s_usage ();
+        } else
             return s_usage ();
     }
     if (!dir)
@@ -155,7 +265,7 @@ s_dead (int argc, char **argv)
         return s_redrive (dir, redrive);
     dipx_store_t *store = NULL;
     dipx_txn_t *txn;
-    int rc = dipx_store_open (dir, 1 << 20, 1 << 20, true, &store);
+    int rc = dipx_store_open (dir, 1 << 20, 1 << 20, DIPX_STORE_READONLY, &store);
     if (rc == 0 && (rc = dipx_store_begin_read (store, &txn)) != 0)
         dipx_store_destroy (&store);
     if (rc) {

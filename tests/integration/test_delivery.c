@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 #include "dipx_registry.h"
 #include "harness.h"
@@ -505,6 +506,107 @@ test_acks_coalesced (void **state)
     s_end (h);
 }
 
+/*  Runs `dipxd audit --data <store> <args>`; returns its exit status and
+    its stdout lines (at most max, each cut at 4 KiB) in lines.  */
+static int
+s_audit_lines (harness_t *h, const char *args, char (*lines)[4096], int max, int *n)
+{
+    char cmd[1600];
+    snprintf (cmd, sizeof cmd, "%s/broker/dipxd audit --data %s %s 2>/dev/null",
+              getenv ("DIPX_BUILD_DIR"), h->data, args);
+    FILE *p = popen (cmd, "r");
+    assert_non_null (p);
+    char line[4096];
+    *n = 0;
+    while (fgets (line, sizeof line, p))
+        if (*n < max)
+            memcpy (lines[(*n)++], line, sizeof line);
+    int st = pclose (p);
+    return WIFEXITED (st) ? WEXITSTATUS (st) : -1;
+}
+
+/*  `dipxd audit --subject` lists every record about one subject (a subject
+    access request): each message's acceptance, delivery and signed
+    acknowledgement, in audit order, and nothing about anyone else. --id
+    gives one message's history; --since/--until bound the period.  */
+static void
+test_audit_query_cli (void **state)
+{
+    (void) state;
+    harness_t *h = s_start (NULL);
+    dipx_client_t *police = s_client (h, "police.test", 0);
+    dipx_client_t *cjit = s_client (h, "cjit.test", 16);
+    uint8_t other[DIPX_SUBJECT_BYTES];
+    randombytes_buf (other, sizeof other);
+    enum { NA = 3, NB = 2 };
+    dipx_result_t r[NA + NB];
+    for (int i = 0; i < NA + NB; i++) {
+        dipx_send_t m = harness_dt1 ("cjit.test", i % 2 == 0 && i / 2 < NA ? s_subject : other);
+        assert_int_equal (dipx_client_send (police, &m, "about", 5, WAIT_MS, &r[i]), 0);
+    }
+    for (int i = 0; i < NA + NB; i++) {
+        dipx_message_t *msg = s_recv (cjit);
+        assert_int_equal (dipx_client_ack (cjit, msg), 0);
+        dipx_message_destroy (&msg);
+    }
+    for (int i = 0; i < NA + NB; i++)
+        s_wait_receipt (police, r[i].id, DIPX_EVENT_ACKED, NULL);
+
+    static char lines[64][4096];
+    char args[300], hex[2 * DIPX_SUBJECT_BYTES + 1], idhex[3][2 * DIPX_MESSAGE_ID_BYTES + 1];
+    sodium_bin2hex (hex, sizeof hex, s_subject, sizeof s_subject);
+    for (int i = 0; i < NA; i++) /* subject A's messages are 0, 2, 4 */
+        sodium_bin2hex (idhex[i], sizeof idhex[i], r[2 * i].id, DIPX_MESSAGE_ID_BYTES);
+    int n;
+    snprintf (args, sizeof args, "--subject %s", hex);
+    assert_int_equal (s_audit_lines (h, args, lines, 64, &n), 0);
+    assert_int_equal (n, 3 * NA); /* accepted, delivered, acked */
+    int events[3] = {0, 0, 0};
+    long prev = 0;
+    for (int i = 0; i < n; i++) {
+        bool ours = false;
+        for (int j = 0; j < NA; j++)
+            ours |= strstr (lines[i], idhex[j]) != NULL;
+        assert_true (ours);
+        events[0] += strstr (lines[i], "\"ev\":\"accepted\"") != NULL;
+        events[1] += strstr (lines[i], "\"ev\":\"delivered\"") != NULL;
+        events[2] += strstr (lines[i], "\"ev\":\"acked\"") != NULL;
+        long seq = strtol (lines[i] + strlen ("{\"seq\":"), NULL, 10);
+        assert_true (seq > prev);
+        prev = seq;
+    }
+    for (int e = 0; e < 3; e++)
+        assert_int_equal (events[e], NA);
+    /* The other subject's, and one message's history.  */
+    sodium_bin2hex (hex, sizeof hex, other, sizeof other);
+    snprintf (args, sizeof args, "--subject %s --text", hex);
+    assert_int_equal (s_audit_lines (h, args, lines, 64, &n), 0);
+    assert_int_equal (n, 3 * NB);
+    snprintf (args, sizeof args, "--id %s", idhex[1]);
+    assert_int_equal (s_audit_lines (h, args, lines, 64, &n), 0);
+    assert_int_equal (n, 3);
+    for (int i = 0; i < n; i++)
+        assert_non_null (strstr (lines[i], idhex[1]));
+    /* Periods: all of it since the epoch, none of it in the future or
+       before 1970-01-02.  */
+    sodium_bin2hex (hex, sizeof hex, s_subject, sizeof s_subject);
+    snprintf (args, sizeof args, "--subject %s --since 0", hex);
+    assert_int_equal (s_audit_lines (h, args, lines, 64, &n), 0);
+    assert_int_equal (n, 3 * NA);
+    snprintf (args, sizeof args, "--subject %s --since 9999-01-01T00:00:00Z", hex);
+    assert_int_equal (s_audit_lines (h, args, lines, 64, &n), 0);
+    assert_int_equal (n, 0);
+    snprintf (args, sizeof args, "--until 1970-01-02T00:00:00Z");
+    assert_int_equal (s_audit_lines (h, args, lines, 64, &n), 0);
+    assert_int_equal (n, 0);
+    /* Bad values are usage errors, not empty answers.  */
+    assert_int_equal (s_audit_lines (h, "--subject 00", lines, 64, &n), 2);
+    assert_int_equal (s_audit_lines (h, "--since yesterday", lines, 64, &n), 2);
+    dipx_client_destroy (&police);
+    dipx_client_destroy (&cjit);
+    s_end (h);
+}
+
 int
 main (void)
 {
@@ -523,6 +625,7 @@ main (void)
         cmocka_unit_test (test_storage_full),
         cmocka_unit_test (test_disk_full),
         cmocka_unit_test (test_acks_coalesced),
+        cmocka_unit_test (test_audit_query_cli),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -50,8 +50,10 @@ typedef struct {
     uint8_t digest[2 * DIPX_HASH_BYTES]; /* hh || ph, from verify */
 } s_msg_t;
 
+/*  subj NULL: a random subject reference.  */
 static void
-s_make_at (s_msg_t *m, const char *to, size_t body_len, uint64_t created, uint64_t expires)
+s_make_full (s_msg_t *m, const char *to, size_t body_len, uint64_t created, uint64_t expires,
+             const uint8_t *subj)
 {
     dipx_header_t h;
     memset (&h, 0, sizeof h);
@@ -60,7 +62,10 @@ s_make_at (s_msg_t *m, const char *to, size_t body_len, uint64_t created, uint64
     strcpy (h.type, "drug_test_result");
     strcpy (h.from, SENDER);
     snprintf (h.to, sizeof h.to, "%s", to);
-    randombytes_buf (h.subj, sizeof h.subj);
+    if (subj)
+        memcpy (h.subj, subj, sizeof h.subj);
+    else
+        randombytes_buf (h.subj, sizeof h.subj);
     h.basis = DIPX_BASIS_STATUTE;
     strcpy (h.ref, "PACE s.63B");
     h.purpose = DIPX_PURPOSE_LAW_ENFORCEMENT;
@@ -76,6 +81,12 @@ s_make_at (s_msg_t *m, const char *to, size_t body_len, uint64_t created, uint64
     free (body);
     assert_int_equal (dipx_envelope_decode (m->raw, m->len, &m->env), 0);
     assert_int_equal (dipx_envelope_verify (&m->env, s_sign_pk, m->digest), 0);
+}
+
+static void
+s_make_at (s_msg_t *m, const char *to, size_t body_len, uint64_t created, uint64_t expires)
+{
+    s_make_full (m, to, body_len, created, expires, NULL);
 }
 
 static void
@@ -137,7 +148,7 @@ s_setup (void **state)
         return -1;
     }
     snprintf (fx->sub, sizeof fx->sub, "%s/sub", fx->dir);
-    if (dipx_store_open (fx->dir, 16 * MIB, 64 * MIB, false, &fx->store) != 0) {
+    if (dipx_store_open (fx->dir, 16 * MIB, 64 * MIB, 0, &fx->store) != 0) {
         rmdir (fx->dir);
         free (fx);
         return -1;
@@ -685,6 +696,154 @@ test_audit_by_seq (void **state)
     s_free (&m);
 }
 
+/*  Subject queries against what the test itself knows each record is about:
+    stored messages (ACCEPTED, then DELIVERED, ACKED and id-only records
+    about them, spread over many transactions), refusals about a subject,
+    and records about no subject, for a few subjects interleaved. Every page
+    size must give the same records, in audit order, exactly once.  */
+#define S_SUBJECTS 4
+#define S_SUBJ_MSGS 120
+
+typedef struct {
+    uint64_t seqs[4 * S_SUBJ_MSGS + 64]; /* seqs seen, in order */
+    size_t n;                            /* how many */
+    uint8_t subj[DIPX_SUBJ_BYTES];       /* the subject queried */
+} s_subj_seen_t;
+
+static int
+s_subj_collect (const dipx_audit_t *rec, void *arg)
+{
+    s_subj_seen_t *seen = arg;
+    assert_true (seen->n < sizeof seen->seqs / sizeof seen->seqs[0]);
+    seen->seqs[seen->n++] = rec->seq;
+    return 0;
+}
+
+/*  Writes rec and notes, in about[], which subject (index, or -1) it is about.  */
+static void
+s_audit_about (dipx_txn_t *txn, dipx_audit_t *rec, int subject, int *about, size_t cap)
+{
+    assert_int_equal (dipx_store_audit (txn, rec), 0);
+    assert_true (rec->seq < cap);
+    about[rec->seq] = subject;
+}
+
+static void
+test_audit_by_subject (void **state)
+{
+    s_fx_t *fx = *state;
+    uint8_t subj[S_SUBJECTS][DIPX_SUBJ_BYTES];
+    randombytes_buf (subj, sizeof subj);
+    static s_msg_t msgs[S_SUBJ_MSGS];
+    uint64_t seqs[S_SUBJ_MSGS];
+    int owner[S_SUBJ_MSGS];
+    bool queued[S_SUBJ_MSGS];
+    enum { CAP = 8 * S_SUBJ_MSGS };
+    static int about[CAP];
+    memset (about, 0xff, sizeof about);
+
+    for (int round = 0; round < 12; round++) {
+        dipx_txn_t *txn = s_begin (fx->store);
+        for (int j = 0; j < S_SUBJ_MSGS / 12; j++) {
+            int i = round * (S_SUBJ_MSGS / 12) + j, who = (int) randombytes_uniform (S_SUBJECTS);
+            s_make_full (&msgs[i], RCPT, 10, T0, T0 + HOUR, subj[who]);
+            owner[i] = who;
+            dipx_audit_t rec;
+            if (randombytes_uniform (5) == 0) { /* a refusal: never stored */
+                dipx_audit_init (&rec, DIPX_AUDIT_REFUSED, T0 + 1);
+                dipx_audit_set_header (&rec, &msgs[i].env.h);
+                s_audit_about (txn, &rec, who, about, CAP);
+                queued[i] = false;
+                seqs[i] = 0;
+                continue;
+            }
+            seqs[i] = s_enqueue (txn, &msgs[i], T0 + 1);
+            queued[i] = true;
+            dipx_audit_init (&rec, DIPX_AUDIT_ACCEPTED, T0 + 1);
+            dipx_audit_set_header (&rec, &msgs[i].env.h);
+            rec.msg_seq = seqs[i];
+            rec.present |= DIPX_AU_MSG_SEQ;
+            s_audit_about (txn, &rec, who, about, CAP);
+        }
+        /* Later events for messages of this and earlier rounds.  */
+        for (int e = 0; e < 12; e++) {
+            int i = (int) randombytes_uniform ((uint32_t) (round + 1) * (S_SUBJ_MSGS / 12));
+            if (!queued[i])
+                continue;
+            dipx_audit_t rec;
+            if (randombytes_uniform (3) == 0) {
+                assert_int_equal (dipx_store_msg_acked (txn, seqs[i]), 0);
+                queued[i] = false;
+                dipx_audit_init (&rec, DIPX_AUDIT_ACKED, T0 + 3);
+                memcpy (rec.id, msgs[i].env.h.id, DIPX_ID_BYTES);
+                rec.msg_seq = seqs[i];
+                rec.present |= DIPX_AU_ID | DIPX_AU_MSG_SEQ;
+            } else {
+                uint32_t count;
+                assert_int_equal (dipx_store_msg_delivered (txn, seqs[i], T0 + 2, &count), 0);
+                dipx_audit_init (&rec, DIPX_AUDIT_DELIVERED, T0 + 2);
+                dipx_audit_set_header (&rec, &msgs[i].env.h);
+                rec.msg_seq = seqs[i];
+                rec.count = count;
+                rec.present |= DIPX_AU_MSG_SEQ | DIPX_AU_COUNT;
+            }
+            s_audit_about (txn, &rec, owner[i], about, CAP);
+        }
+        dipx_audit_t sess; /* about no subject */
+        dipx_audit_init (&sess, DIPX_AUDIT_SESSION, T0 + 4);
+        strcpy (sess.by, RCPT);
+        sess.present |= DIPX_AU_BY;
+        s_audit_about (txn, &sess, -1, about, CAP);
+        s_commit (&txn);
+    }
+
+    dipx_txn_t *txn = s_begin_read (fx->store);
+    uint64_t last = dipx_store_audit_last (txn);
+    for (int who = 0; who < S_SUBJECTS; who++) {
+        s_subj_seen_t want = {.n = 0};
+        for (uint64_t q = 1; q <= last; q++)
+            if (about[q] == who)
+                want.seqs[want.n++] = q;
+        assert_true (want.n > 0);
+        for (size_t page = 1; page <= 9; page += 2) {
+            s_subj_seen_t got = {.n = 0};
+            uint64_t after = 0;
+            for (;;) {
+                size_t before = got.n;
+                assert_int_equal (
+                    dipx_store_audit_for_subject (txn, subj[who], after, page, s_subj_collect, &got),
+                    0);
+                assert_true (got.n - before <= page);
+                if (got.n - before < page)
+                    break;
+                after = got.seqs[got.n - 1];
+            }
+            assert_int_equal (got.n, want.n);
+            assert_memory_equal (got.seqs, want.seqs, want.n * sizeof want.seqs[0]);
+        }
+    }
+    /* A subject with no records, the bounds on max, and fn's stop.  */
+    s_subj_seen_t got = {.n = 0};
+    uint8_t none[DIPX_SUBJ_BYTES];
+    randombytes_buf (none, sizeof none);
+    assert_int_equal (dipx_store_audit_for_subject (txn, none, 0, 100, s_subj_collect, &got), 0);
+    assert_int_equal (got.n, 0);
+    memset (none, 0xff, sizeof none);
+    assert_int_equal (dipx_store_audit_for_subject (txn, none, 0, 100, s_subj_collect, &got), 0);
+    assert_int_equal (got.n, 0);
+    assert_int_equal (dipx_store_audit_for_subject (txn, subj[0], 0, 0, s_subj_collect, &got), 0);
+    assert_int_equal (got.n, 0);
+    assert_int_equal (dipx_store_audit_for_subject (txn, subj[0], 0, DIPX_AUDIT_PAGE_MAX + 1,
+                                                    s_subj_collect, &got),
+                      DIPX_E_INVAL);
+    s_seen_t seen = {.stop_at = 2};
+    assert_int_equal (dipx_store_audit_for_subject (txn, subj[0], 0, 100, s_collect, &seen), 1);
+    assert_int_equal (seen.n, 2);
+    dipx_store_abort (&txn);
+    for (int i = 0; i < S_SUBJ_MSGS; i++)
+        s_free (&msgs[i]);
+}
+
 /*  Tests: transactions and durability -------------------------------------*/
 
 static void
@@ -710,7 +869,8 @@ test_reopen (void **state)
     dipx_store_destroy (NULL);
 
     /* Read-only: everything is there, and nothing can be written.  */
-    assert_int_equal (dipx_store_open (fx->dir, 16 * MIB, 64 * MIB, true, &fx->store), 0);
+    assert_int_equal (
+        dipx_store_open (fx->dir, 16 * MIB, 64 * MIB, DIPX_STORE_READONLY, &fx->store), 0);
     txn = NULL;
     assert_int_equal (dipx_store_begin (fx->store, &txn), DIPX_E_STATE);
     assert_null (txn);
@@ -725,7 +885,7 @@ test_reopen (void **state)
 
     /* Read-write again, with a smaller map than the data would like: the
        numbering goes on where it stopped.  */
-    assert_int_equal (dipx_store_open (fx->dir, 1 * MIB, 64 * MIB, false, &fx->store), 0);
+    assert_int_equal (dipx_store_open (fx->dir, 1 * MIB, 64 * MIB, 0, &fx->store), 0);
     txn = s_begin (fx->store);
     assert_int_equal (dipx_store_msg_get (txn, s2, &r), 0);
     s_assert_msg (&r, s2, &m2, T0);
@@ -750,13 +910,13 @@ test_open_errors (void **state)
     s_fx_t *fx = *state;
     dipx_store_t *st = (dipx_store_t *) 1;
     /* Read-only never creates.  */
-    assert_int_equal (dipx_store_open (fx->sub, MIB, MIB, true, &st), DIPX_E_IO);
+    assert_int_equal (dipx_store_open (fx->sub, MIB, MIB, DIPX_STORE_READONLY, &st), DIPX_E_IO);
     assert_null (st);
     /* A directory that cannot be made.  */
     char path[400];
     snprintf (path, sizeof path, "%s/no/such/dir", fx->dir);
     st = (dipx_store_t *) 1;
-    assert_int_not_equal (dipx_store_open (path, MIB, MIB, false, &st), 0);
+    assert_int_not_equal (dipx_store_open (path, MIB, MIB, 0, &st), 0);
     assert_null (st);
     /* One write transaction at a time.  */
     dipx_txn_t *t1 = s_begin (fx->store), *t2 = (dipx_txn_t *) 1;
@@ -841,7 +1001,7 @@ test_map_full (void **state)
 {
     s_fx_t *fx = *state;
     dipx_store_t *st = NULL;
-    assert_int_equal (dipx_store_open (fx->sub, MIB, MIB, false, &st), 0);
+    assert_int_equal (dipx_store_open (fx->sub, MIB, MIB, 0, &st), 0);
     enum { MAXMSG = 60 };
     s_msg_t msgs[MAXMSG];
     uint64_t seqs[MAXMSG];
@@ -946,7 +1106,7 @@ test_map_grows (void **state)
 {
     s_fx_t *fx = *state;
     dipx_store_t *st = NULL;
-    assert_int_equal (dipx_store_open (fx->sub, MIB, 64 * MIB, false, &st), 0);
+    assert_int_equal (dipx_store_open (fx->sub, MIB, 64 * MIB, 0, &st), 0);
     enum { N = 40 };
     uint64_t bytes = 0;
     for (int i = 0; i < N; i++) {
@@ -964,7 +1124,7 @@ test_map_grows (void **state)
     dipx_store_destroy (&st);
 
     /* Reopened with the small map again: it adopts what the data needs.  */
-    assert_int_equal (dipx_store_open (fx->sub, MIB, 64 * MIB, false, &st), 0);
+    assert_int_equal (dipx_store_open (fx->sub, MIB, 64 * MIB, 0, &st), 0);
     txn = s_begin (st);
     s_assert_stat (txn, RCPT, N, bytes);
     s_msg_t m;
@@ -983,7 +1143,7 @@ test_map_grows_after_full (void **state)
 {
     s_fx_t *fx = *state;
     dipx_store_t *st = NULL;
-    assert_int_equal (dipx_store_open (fx->sub, MIB, 64 * MIB, false, &st), 0);
+    assert_int_equal (dipx_store_open (fx->sub, MIB, 64 * MIB, 0, &st), 0);
     enum { N = 20 }; /* 2 MiB in one transaction */
     s_msg_t msgs[N];
     for (int i = 0; i < N; i++)
@@ -1366,6 +1526,16 @@ test_audit_json (void **state)
     assert_int_equal (text[n - 1], '\n');
     assert_null (memchr (text, '\n', n - 1)); /* one line */
     free (text);
+    /* A code read back from disk may be any 32-bit value: the text form
+       names only what fits (negating INT_MIN would be undefined).  */
+    rec.code = 0x80000000u;
+    text = NULL;
+    f = open_memstream (&text, &n);
+    assert_non_null (f);
+    assert_int_equal (dipx_audit_print_text (&rec, f), 0);
+    fclose (f);
+    assert_non_null (strstr (text, "refused"));
+    free (text);
     s_free (&m);
 }
 
@@ -1380,6 +1550,7 @@ main (void)
         T (test_expiry),
         T (test_audit),
         T (test_audit_by_seq),
+        T (test_audit_by_subject),
         T (test_reopen),
         T (test_open_errors),
         T (test_abort),
