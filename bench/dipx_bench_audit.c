@@ -13,7 +13,8 @@
       - warm: Q random subjects with the file in the page cache;
       - cold: C random subjects, each after closing the store and dropping
         the file's pages from the page cache (posix_fadvise DONTNEED), so
-        every page the query touches is read from disk;
+        every page the query touches is read from disk: as the command runs
+        it (its pages read first on 4 threads), and with one thread;
       - the command: `dipxd audit --subject` as a process (start, open,
         query, JSON to /dev/null).
     Every query's record count is checked against the count the fill kept
@@ -79,7 +80,7 @@ typedef struct {
     double fill_s;         /* fill wall time */
     uint64_t file_bytes;   /* data.mdb size */
     bool checked;          /* counts compared */
-    s_times_t warm, cold, cli;
+    s_times_t warm, cold, cold1, cli;
     double open_cold_ms;   /* mean store open time before a cold query */
 } s_result_t;
 
@@ -301,16 +302,20 @@ s_count (const dipx_audit_t *rec, void *arg)
     return 0;
 }
 
-/*  Every record about subject k, page by page as `dipxd audit` reads them.  */
+/*  Every record about subject k, page by page as `dipxd audit` reads them;
+    with a pool, its pages are read on the pool's threads first, as the
+    command does.  */
 static int
-s_query (dipx_store_t *store, uint64_t k, uint64_t *records, uint64_t *ns)
+s_query (dipx_store_t *store, dipx_pool_t *pool, uint64_t k, uint64_t *records, uint64_t *ns)
 {
     enum { PAGE = 4096 };
     uint8_t subj[DIPX_SUBJ_BYTES];
     s_subject (k, subj);
     dipx_txn_t *txn;
     uint64_t t0 = bench_now_ns ();
-    int rc = dipx_store_begin_read (store, &txn);
+    int rc = pool ? dipx_store_prefetch_subject (store, subj, pool) : 0;
+    if (rc == 0)
+        rc = dipx_store_begin_read (store, &txn);
     if (rc)
         return rc;
     s_seen_t seen = {0, 0};
@@ -390,9 +395,15 @@ static int
 s_cold (const char *dir, dipx_store_t **store, uint64_t nsubj, const uint32_t *counts,
         uint64_t runs, s_result_t *r)
 {
+    dipx_pool_t *pool = dipx_pool_new (DIPX_AUDIT_PREFETCH_THREADS - 1);
+    if (!pool)
+        return DIPX_E_NOMEM;
     int rc = s_times_alloc (&r->cold, runs);
+    if (rc == 0)
+        rc = s_times_alloc (&r->cold1, runs);
     double open_ms = 0;
-    for (uint64_t i = 0; rc == 0 && i < runs; i++) {
+    /* Alternately with the pool and with one thread.  */
+    for (uint64_t i = 0; rc == 0 && i < 2 * runs; i++) {
         dipx_store_destroy (store);
         if ((rc = s_drop_cache (dir)))
             break;
@@ -403,13 +414,14 @@ s_cold (const char *dir, dipx_store_t **store, uint64_t nsubj, const uint32_t *c
             break;
         open_ms += (double) (bench_now_ns () - t0) / 1e6;
         uint64_t k = randombytes_uniform ((uint32_t) nsubj), n, ns;
-        rc = s_query (*store, k, &n, &ns);
+        rc = s_query (*store, i % 2 ? NULL : pool, k, &n, &ns);
         if (rc == 0)
             rc = s_check (counts, k, n);
         if (rc == 0)
-            s_times_add (&r->cold, ns, n);
+            s_times_add (i % 2 ? &r->cold1 : &r->cold, ns, n);
     }
-    r->open_cold_ms = runs ? open_ms / (double) runs : NAN;
+    r->open_cold_ms = runs ? open_ms / (double) (2 * runs) : NAN;
+    dipx_pool_destroy (&pool);
     return rc;
 }
 
@@ -488,6 +500,7 @@ s_write_json (const char *path, const s_opts_t *o, const s_result_t *r)
     json_t *cold = s_times_json (&r->cold);
     json_object_set_new (cold, "open_ms", s_num (r->open_cold_ms));
     json_object_set_new (root, "query_cold", cold);
+    json_object_set_new (root, "query_cold_one_thread", s_times_json (&r->cold1));
     json_object_set_new (root, "command", s_times_json (&r->cli));
     int rc = json_dump_file (root, path, JSON_INDENT (2) | JSON_PRESERVE_ORDER);
     json_decref (root);
@@ -520,6 +533,7 @@ s_print (const s_result_t *r)
             r->entries ? (double) r->file_bytes / (double) r->entries : 0.0);
     s_print_times ("subject query, warm", &r->warm);
     s_print_times ("subject query, cold", &r->cold);
+    s_print_times ("cold, one thread", &r->cold1);
     printf ("  %-26s %.3f ms mean (before each cold query)\n", "store open, cold", r->open_cold_ms);
     printf ("  %-26s p50 %.3f / max %.3f ms  (%zu runs: start, open, query, JSON)\n",
             "dipxd audit --subject", bench_pct_ms (r->cli.ns, r->cli.n, 0.50),
@@ -655,7 +669,7 @@ main (int argc, char **argv)
     }
     for (uint64_t i = 0; rc == 0 && i < o.queries; i++) {
         uint64_t k = randombytes_uniform ((uint32_t) r.subjects), n, ns;
-        rc = s_query (store, k, &n, &ns);
+        rc = s_query (store, NULL, k, &n, &ns);
         if (rc == 0)
             rc = s_check (counts, k, n);
         if (rc == 0)
@@ -670,6 +684,7 @@ main (int argc, char **argv)
     if (rc == 0) {
         s_sort (&r.warm);
         s_sort (&r.cold);
+        s_sort (&r.cold1);
         s_sort (&r.cli);
         s_print (&r);
         if (o.json && s_write_json (o.json, &o, &r) != 0) {
@@ -688,6 +703,7 @@ main (int argc, char **argv)
     free (counts);
     free (r.warm.ns);
     free (r.cold.ns);
+    free (r.cold1.ns);
     free (r.cli.ns);
     return rc ? 1 : 0;
 }

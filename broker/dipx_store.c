@@ -1089,6 +1089,82 @@ dipx_store_audit_for_subject (dipx_txn_t *t, const uint8_t subj[DIPX_SUBJ_BYTES]
     return rc;
 }
 
+/*  One message's pages, read so that they are in the page cache.  */
+typedef struct {
+    dipx_store_t *store; /* read through its own transaction */
+    uint64_t aseq;       /* a subject index entry */
+} s_prefetch_t;
+
+static void
+s_prefetch_one (void *arg)
+{
+    s_prefetch_t *job = arg;
+    dipx_txn_t *t;
+    if (dipx_store_begin_read (job->store, &t) != 0)
+        return;
+    dipx_audit_t rec;
+    MDB_cursor *cur;
+    if (dipx_store_audit_get (t, job->aseq, &rec) == 0 && rec.event == DIPX_AUDIT_ACCEPTED
+        && (rec.present & DIPX_AU_MSG_SEQ) && job->store->has_aud_seq
+        && mdb_cursor_open (t->txn, job->store->dbi[DB_AUD_SEQ], &cur) == 0) {
+        uint8_t sb[16];
+        dipx_put_be64 (sb, rec.msg_seq);
+        dipx_put_be64 (sb + 8, job->aseq + 1);
+        s_aud_stream_t st = {.cur = cur, .prefix = sb, .plen = 8};
+        MDB_val k = {sizeof sb, sb};
+        int rc = s_aud_stream_step (&st, MDB_SET_RANGE, &k);
+        for (int n = 0; rc == 0 && st.aseq && n < 64; n++) {
+            dipx_audit_t later;
+            (void) dipx_store_audit_get (t, st.aseq, &later);
+            rc = s_aud_stream_step (&st, MDB_NEXT, &k);
+        }
+        mdb_cursor_close (cur);
+    }
+    dipx_store_abort (&t);
+}
+
+int
+dipx_store_prefetch_subject (dipx_store_t *self, const uint8_t subj[DIPX_SUBJ_BYTES],
+                             dipx_pool_t *pool)
+{
+    enum { MAX_JOBS = 65536 };
+    dipx_txn_t *t;
+    int rc = dipx_store_begin_read (self, &t);
+    if (rc)
+        return rc;
+    s_prefetch_t *jobs = NULL;
+    size_t n = 0, cap = 0;
+    uint8_t kb[DIPX_SUBJ_BYTES + 8];
+    memcpy (kb, subj, DIPX_SUBJ_BYTES);
+    memset (kb + DIPX_SUBJ_BYTES, 0, 8);
+    s_aud_stream_t st = {.prefix = kb, .plen = DIPX_SUBJ_BYTES};
+    MDB_val k = {sizeof kb, kb};
+    rc = s_err (mdb_cursor_open (t->txn, self->dbi[DB_AUD_SUB], &st.cur));
+    if (rc == 0)
+        rc = s_aud_stream_step (&st, MDB_SET_RANGE, &k);
+    while (rc == 0 && st.aseq && n < MAX_JOBS) {
+        if (n == cap) {
+            size_t c = cap ? 2 * cap : 64;
+            s_prefetch_t *grown = realloc (jobs, c * sizeof *grown);
+            if (!grown) {
+                rc = DIPX_E_NOMEM;
+                break;
+            }
+            jobs = grown;
+            cap = c;
+        }
+        jobs[n++] = (s_prefetch_t) {.store = self, .aseq = st.aseq};
+        rc = s_aud_stream_step (&st, MDB_NEXT, &k);
+    }
+    if (st.cur)
+        mdb_cursor_close (st.cur);
+    dipx_store_abort (&t);
+    if (rc == 0 && n)
+        dipx_pool_run (pool, s_prefetch_one, jobs, n, sizeof *jobs);
+    free (jobs);
+    return rc;
+}
+
 uint64_t
 dipx_store_redrive_epoch (dipx_txn_t *t)
 {

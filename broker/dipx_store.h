@@ -39,6 +39,7 @@
 
 #include "dipx_audit.h"
 #include "dipx_envelope.h"
+#include "dipx_pool.h"
 
 typedef struct dipx_store_t dipx_store_t;
 typedef struct dipx_txn_t dipx_txn_t;
@@ -185,6 +186,15 @@ int dipx_store_audit_for_id (dipx_txn_t *txn, const uint8_t id[DIPX_ID_BYTES], s
 #define DIPX_AUDIT_PAGE_MAX 65536
 int dipx_store_audit_for_subject (dipx_txn_t *txn, const uint8_t subj[DIPX_SUBJ_BYTES],
                                   uint64_t after, size_t max, dipx_audit_fn *fn, void *arg);
+
+/*  Reads, on the pool's threads, the pages dipx_store_audit_for_subject will
+    need for subj (for its first 65,536 messages), so that a query of a log
+    that is not in the page cache waits for the disk's parallel reads rather
+    than for one random read after another. Only a hint: the query is
+    correct without it.  */
+#define DIPX_AUDIT_PREFETCH_THREADS 4 /* random reads in flight that this disk gained from */
+int dipx_store_prefetch_subject (dipx_store_t *store, const uint8_t subj[DIPX_SUBJ_BYTES],
+                                 dipx_pool_t *pool);
 
 /*  Last audit sequence number (0 if none).  */
 uint64_t dipx_store_audit_last (dipx_txn_t *txn);

@@ -174,7 +174,12 @@ s_audit (int argc, char **argv)
         return 1;
     }
     if (by_subj) {
-        /* Page by page: a subject's history may be long.  */
+        /* Its pages first, read in parallel (a hint: failure is no error),
+           then the records page by page: a subject's history may be long.  */
+        dipx_pool_t *pool = dipx_pool_new (DIPX_AUDIT_PREFETCH_THREADS - 1);
+        if (pool)
+            (void) dipx_store_prefetch_subject (store, subj, pool);
+        dipx_pool_destroy (&pool);
         out.last = out.after;
         uint64_t before;
         do {

@@ -28,6 +28,7 @@
 #include "dipx_audit.h"
 #include "dipx_envelope.h"
 #include "dipx_error.h"
+#include "dipx_pool.h"
 #include "dipx_store.h"
 
 #define MIB (1024u * 1024u)
@@ -796,6 +797,14 @@ test_audit_by_subject (void **state)
         s_audit_about (txn, &sess, -1, about, CAP);
         s_commit (&txn);
     }
+
+    /* The prefetch (a hint, on a pool's threads, each in its own read
+       transaction) reads without error and changes no answer.  */
+    dipx_pool_t *pool = dipx_pool_new (2);
+    assert_non_null (pool);
+    for (int who = 0; who < S_SUBJECTS; who++)
+        assert_int_equal (dipx_store_prefetch_subject (fx->store, subj[who], pool), 0);
+    dipx_pool_destroy (&pool);
 
     dipx_txn_t *txn = s_begin_read (fx->store);
     uint64_t last = dipx_store_audit_last (txn);
