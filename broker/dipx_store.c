@@ -1093,6 +1093,7 @@ dipx_store_audit_for_subject (dipx_txn_t *t, const uint8_t subj[DIPX_SUBJ_BYTES]
 typedef struct {
     dipx_store_t *store; /* read through its own transaction */
     uint64_t aseq;       /* a subject index entry */
+    int rc;              /* its transaction could not begin */
 } s_prefetch_t;
 
 static void
@@ -1100,7 +1101,7 @@ s_prefetch_one (void *arg)
 {
     s_prefetch_t *job = arg;
     dipx_txn_t *t;
-    if (dipx_store_begin_read (job->store, &t) != 0)
+    if ((job->rc = dipx_store_begin_read (job->store, &t)) != 0)
         return;
     dipx_audit_t rec;
     MDB_cursor *cur;
@@ -1161,6 +1162,8 @@ dipx_store_prefetch_subject (dipx_store_t *self, const uint8_t subj[DIPX_SUBJ_BY
     dipx_store_abort (&t);
     if (rc == 0 && n)
         dipx_pool_run (pool, s_prefetch_one, jobs, n, sizeof *jobs);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = jobs[i].rc;
     free (jobs);
     return rc;
 }

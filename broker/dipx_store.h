@@ -191,7 +191,9 @@ int dipx_store_audit_for_subject (dipx_txn_t *txn, const uint8_t subj[DIPX_SUBJ_
     need for subj (for its first 65,536 messages), so that a query of a log
     that is not in the page cache waits for the disk's parallel reads rather
     than for one random read after another. Only a hint: the query is
-    correct without it.  */
+    correct without it. The calling thread takes part, so it must not hold
+    a read transaction (LMDB allows one per thread): a job whose transaction
+    cannot begin makes the result an error.  */
 #define DIPX_AUDIT_PREFETCH_THREADS 4 /* random reads in flight that this disk gained from */
 int dipx_store_prefetch_subject (dipx_store_t *store, const uint8_t subj[DIPX_SUBJ_BYTES],
                                  dipx_pool_t *pool);

@@ -167,6 +167,16 @@ s_audit (int argc, char **argv)
     /* A query's lookups are scattered over the log; the dump is a scan.  */
     unsigned flags = DIPX_STORE_READONLY | (by_subj || by_id ? DIPX_STORE_RANDOM : 0);
     int rc = dipx_store_open (dir, 1 << 20, 1 << 20, flags, &store);
+    if (rc == 0 && by_subj) {
+        /* The subject's pages first, read in parallel (a hint: failure is
+           no error), before this thread holds a read transaction.  */
+        dipx_pool_t *pool = dipx_pool_new (DIPX_AUDIT_PREFETCH_THREADS - 1);
+        int prc = pool ? dipx_store_prefetch_subject (store, subj, pool) : DIPX_E_NOMEM;
+        if (prc)
+            fprintf (stderr, "dipxd audit: reading ahead: %s (the query goes on)\n",
+                     dipx_strerror (prc));
+        dipx_pool_destroy (&pool);
+    }
     if (rc == 0 && (rc = dipx_store_begin_read (store, &txn)) != 0)
         dipx_store_destroy (&store);
     if (rc) {
@@ -174,12 +184,7 @@ s_audit (int argc, char **argv)
         return 1;
     }
     if (by_subj) {
-        /* Its pages first, read in parallel (a hint: failure is no error),
-           then the records page by page: a subject's history may be long.  */
-        dipx_pool_t *pool = dipx_pool_new (DIPX_AUDIT_PREFETCH_THREADS - 1);
-        if (pool)
-            (void) dipx_store_prefetch_subject (store, subj, pool);
-        dipx_pool_destroy (&pool);
+        /* Page by page: a subject's history may be long.  */
         out.last = out.after;
         uint64_t before;
         do {

@@ -507,12 +507,13 @@ test_acks_coalesced (void **state)
 }
 
 /*  Runs `dipxd audit --data <store> <args>`; returns its exit status and
-    its stdout lines (at most max, each cut at 4 KiB) in lines.  */
+    its output lines, stderr's included (so a warning breaks a count), at
+    most max, each cut at 4 KiB, in lines.  */
 static int
 s_audit_lines (harness_t *h, const char *args, char (*lines)[4096], int max, int *n)
 {
     char cmd[1600];
-    snprintf (cmd, sizeof cmd, "%s/broker/dipxd audit --data %s %s 2>/dev/null",
+    snprintf (cmd, sizeof cmd, "%s/broker/dipxd audit --data %s %s 2>&1",
               getenv ("DIPX_BUILD_DIR"), h->data, args);
     FILE *p = popen (cmd, "r");
     assert_non_null (p);

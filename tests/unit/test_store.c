@@ -804,6 +804,10 @@ test_audit_by_subject (void **state)
     assert_non_null (pool);
     for (int who = 0; who < S_SUBJECTS; who++)
         assert_int_equal (dipx_store_prefetch_subject (fx->store, subj[who], pool), 0);
+    /* Not while the caller, which takes part, holds a read transaction.  */
+    dipx_txn_t *held = s_begin_read (fx->store);
+    assert_int_not_equal (dipx_store_prefetch_subject (fx->store, subj[0], pool), 0);
+    dipx_store_abort (&held);
     dipx_pool_destroy (&pool);
 
     dipx_txn_t *txn = s_begin_read (fx->store);
