@@ -34,14 +34,33 @@
     after max_deliveries it moves to the dead-letter store. A new session
     starts with an empty in-flight set, so everything unacknowledged is
     delivered again.
+
+    Reload (SIGHUP) runs on a third, short-lived thread: reading a registry
+    verifies every card's self-signature, about 3 s at 50,000 agencies, and
+    the loop thread must not stop answering frames and ZAP requests for
+    that. The loop starts the thread with a copy of the running config
+    (s_reload_start) and goes on serving with the running registry and
+    policy. The thread reads the config file, the registry and the policy
+    into its s_load_t, which nothing else touches until the thread is joined,
+    and then writes an eventfd that the loop polls. The loop then joins it
+    (s_reload_finish) and, between jobs as before (the worker's job reads the
+    config's reloadable keys; the registry and policy are read only on the
+    loop thread, by s_prepare and the ZAP handler), swaps the results in and
+    frees the old ones. At most one reload thread exists; a SIGHUP during a
+    load asks for one more load after it, so the files as they were at the
+    last SIGHUP always win. On shutdown the thread is joined and what it
+    loaded is freed (s_reload_abandon).
 */
 #include "dipx_server.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "dipx_audit.h"
@@ -125,6 +144,21 @@ typedef struct {
     char agency[DIPX_MAX_AGENCY_ID + 1]; /* DELIVER: recipient */
 } s_out_t;
 
+typedef enum { S_LOAD_OK, S_LOAD_BAD_CONFIG, S_LOAD_BAD_TRUST } s_load_rc_t;
+
+/*  One reload. Filled in by the loop thread before the reload thread starts;
+    the thread's alone while it runs; the loop thread's again once joined.  */
+typedef struct {
+    pthread_t thread;          /* the reload thread */
+    const char *cfg_path;      /* config file to read, or NULL (the run's argument) */
+    dipx_config_t cfg;         /* the running config, then with the file's reloadable keys */
+    s_load_rc_t rc;            /* what was loaded */
+    dipx_registry_t *registry; /* S_LOAD_OK: the new registry (owned until swapped in) */
+    dipx_policy_t *policy;     /* S_LOAD_OK: the new policy (likewise) */
+    uint64_t ms;               /* how long the load took */
+    int efd;                   /* eventfd the thread writes when done (fixed; both read it) */
+} s_load_t;
+
 struct dipx_server_t {
     dipx_config_t cfg;                 /* current configuration */
     void *ctx;                         /* ZeroMQ context */
@@ -165,6 +199,9 @@ struct dipx_server_t {
     int fail_rc;                       /* why the turn's first run failed */
     bool storage_full;                 /* the last turn hit storage_full */
     uint64_t redrive_epoch;            /* store's redrive epoch last seen */
+    s_load_t load;                     /* the reload under way, if reloading */
+    bool reloading;                    /* a reload thread exists (running or not joined) */
+    bool reload_again;                 /* SIGHUP during the load: load once more after it */
     /* self-check */
     char probe_fp[17];                 /* fingerprint of the probe's key */
     bool probe_refused;                /* ZAP refused the probe */
@@ -1478,7 +1515,7 @@ static int
 s_turn (dipx_server_t *self, long timeout_ms)
 {
     bool busy = dipx_worker_busy (self->worker);
-    zmq_pollitem_t items[2];
+    zmq_pollitem_t items[3];
     int n = 0;
     /* Frames are read while no batch is waiting. ZAP is answered between
        jobs: its audit records go to the pending list, which a job reads.  */
@@ -1488,6 +1525,9 @@ s_turn (dipx_server_t *self, long timeout_ms)
         items[n++] = (zmq_pollitem_t) {NULL, dipx_worker_fd (self->worker), ZMQ_POLLIN, 0};
     else
         items[n++] = (zmq_pollitem_t) {dipx_auth_socket (self->auth), 0, ZMQ_POLLIN, 0};
+    /* A finished reload wakes the loop, which swaps it in (dipx_server_run).  */
+    if (self->reloading)
+        items[n++] = (zmq_pollitem_t) {NULL, self->load.efd, ZMQ_POLLIN, 0};
     /* Pending audit records are written at once, unless storage is full
        (then the next frame or timer brings them, rather than a spin).  */
     if (!busy && (self->nready || self->nwant || (self->npending && !self->storage_full)))
@@ -1619,6 +1659,109 @@ s_load_trust (const dipx_config_t *cfg, dipx_registry_t **reg, dipx_policy_t **p
     return 0;
 }
 
+/*  The reload thread: reads the config file (if any), the registry and the
+    policy into l, logging what fails as the start-up would, then wakes the
+    loop through l->efd. Touches nothing of the server's.  */
+static void *
+s_reload_main (void *arg)
+{
+    s_load_t *l = arg;
+    uint64_t start = dipx_mono_ms ();
+    l->rc = S_LOAD_OK;
+    if (l->cfg_path) {
+        dipx_config_t file;
+        char err[256];
+        dipx_config_defaults (&file);
+        if (dipx_config_load (&file, l->cfg_path, err, sizeof err) != 0) {
+            dipx_log_error ("reload: %s; keeping the running configuration", err);
+            l->rc = S_LOAD_BAD_CONFIG;
+        } else
+            dipx_config_reload_into (&l->cfg, &file);
+    }
+    if (l->rc == S_LOAD_OK && s_load_trust (&l->cfg, &l->registry, &l->policy) != 0) {
+        dipx_log_error ("reload: keeping the running registry and policy");
+        l->rc = S_LOAD_BAD_TRUST;
+    }
+    l->ms = dipx_mono_ms () - start;
+    uint64_t one = 1;
+    while (write (l->efd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+    return NULL;
+}
+
+/*  Starts a reload thread (none may be running). The loop goes on serving
+    with the running configuration until s_reload_finish swaps the result in.  */
+static void
+s_reload_start (dipx_server_t *self, const char *cfg_path)
+{
+    s_load_t *l = &self->load;
+    l->cfg_path = cfg_path;
+    l->cfg = self->cfg;
+    l->registry = NULL;
+    l->policy = NULL;
+    dipx_log_info ("reload: reading %s, the registry and the policy; serving meanwhile",
+                   cfg_path ? cfg_path : "(no config file)");
+    int rc = pthread_create (&l->thread, NULL, s_reload_main, l);
+    if (rc != 0) {
+        dipx_log_error ("reload: cannot start a thread (%s); keeping the running configuration",
+                        strerror (rc));
+        return;
+    }
+    self->reloading = true;
+}
+
+/*  If the reload thread is done: joins it and swaps in what it loaded,
+    between jobs. Returns true then, false while it is still loading. A
+    config file that did not load changes nothing; a registry or policy that
+    did not load leaves both running ones in place, though the file's other
+    reloadable keys apply (as they always have).  */
+static bool
+s_reload_finish (dipx_server_t *self)
+{
+    s_load_t *l = &self->load;
+    uint64_t done;
+    if (read (l->efd, &done, sizeof done) != (ssize_t) sizeof done)
+        return false; /* EAGAIN: still loading */
+    pthread_join (l->thread, NULL);
+    self->reloading = false;
+    if (l->rc == S_LOAD_BAD_CONFIG)
+        return true;
+    /* The worker's job reads the config (the registry and policy only the
+       loop thread reads): under a steady load a job is always running, so
+       wait for this one.  */
+    s_collect (self, true);
+    dipx_config_reload_into (&self->cfg, &l->cfg);
+    if (l->rc != S_LOAD_OK)
+        return true;
+    dipx_registry_destroy (&self->registry);
+    dipx_policy_destroy (&self->policy);
+    self->registry = l->registry;
+    self->policy = l->policy;
+    l->registry = NULL;
+    l->policy = NULL;
+    dipx_auth_set_registry (self->auth, self->registry);
+    dipx_log_set_level (self->cfg.log_level);
+    dipx_log_info ("reloaded: registry %zu agencies, policy %zu rules (read in %llu ms)",
+                   dipx_registry_size (self->registry), dipx_policy_size (self->policy),
+                   (unsigned long long) l->ms);
+    return true;
+}
+
+/*  Shutdown during a reload: waits for the thread (it cannot be interrupted
+    mid-file; at most one load's time) and frees what it loaded.  */
+static void
+s_reload_abandon (dipx_server_t *self)
+{
+    if (!self->reloading)
+        return;
+    dipx_log_info ("reload: stopping; waiting for the reload thread, its result is dropped");
+    pthread_join (self->load.thread, NULL);
+    self->reloading = false;
+    self->reload_again = false;
+    dipx_registry_destroy (&self->load.registry);
+    dipx_policy_destroy (&self->load.policy);
+}
+
 int
 dipx_server_new (const dipx_config_t *cfg, dipx_server_t **out)
 {
@@ -1629,6 +1772,11 @@ dipx_server_new (const dipx_config_t *cfg, dipx_server_t **out)
     if (!self)
         return DIPX_E_NOMEM;
     self->cfg = *cfg;
+    self->load.efd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (self->load.efd < 0) {
+        free (self);
+        return DIPX_E_IO;
+    }
     randombytes_buf (self->hash_key, sizeof self->hash_key);
     int rc = dipx_identity_load (cfg->identity, &self->identity);
     if (rc) {
@@ -1638,7 +1786,7 @@ dipx_server_new (const dipx_config_t *cfg, dipx_server_t **out)
     dipx_key_to_z85 (dipx_identity_enc_pk (self->identity), self->pubkey);
     if ((rc = s_load_trust (cfg, &self->registry, &self->policy)))
         goto fail;
-    rc = dipx_store_open (cfg->data_dir, cfg->map_size_mb << 20, cfg->map_max_mb << 20, false,
+    rc = dipx_store_open (cfg->data_dir, cfg->map_size_mb << 20, cfg->map_max_mb << 20, 0,
                           &self->store);
     if (rc) {
         dipx_log_error ("store %s: %s", cfg->data_dir, dipx_strerror (rc));
@@ -1733,6 +1881,9 @@ dipx_server_destroy (dipx_server_t **self_p)
     if (!self_p || !*self_p)
         return;
     dipx_server_t *self = *self_p;
+    s_reload_abandon (self);
+    if (self->load.efd >= 0)
+        close (self->load.efd);
     dipx_worker_destroy (&self->worker); /* waits for a job still running */
     if (self->items)
         s_items_close (self->items, &self->nitems);
@@ -1780,49 +1931,30 @@ dipx_server_public_key (const dipx_server_t *self)
     return self->pubkey;
 }
 
-static void
-s_reload (dipx_server_t *self, const char *cfg_path)
-{
-    dipx_config_t cfg;
-    char err[256];
-    dipx_config_defaults (&cfg);
-    if (cfg_path && dipx_config_load (&cfg, cfg_path, err, sizeof err) != 0) {
-        dipx_log_error ("reload: %s; keeping the running configuration", err);
-        return;
-    }
-    if (cfg_path)
-        dipx_config_reload_into (&self->cfg, &cfg);
-    dipx_registry_t *reg;
-    dipx_policy_t *pol;
-    if (s_load_trust (&self->cfg, &reg, &pol) != 0) {
-        dipx_log_error ("reload: keeping the running registry and policy");
-        return;
-    }
-    dipx_registry_destroy (&self->registry);
-    dipx_policy_destroy (&self->policy);
-    self->registry = reg;
-    self->policy = pol;
-    dipx_auth_set_registry (self->auth, reg);
-    dipx_log_set_level (self->cfg.log_level);
-    dipx_log_info ("reloaded: registry %zu agencies, policy %zu rules", dipx_registry_size (reg),
-                   dipx_policy_size (pol));
-}
-
 int
 dipx_server_run (dipx_server_t *self, volatile sig_atomic_t *stop,
                  volatile sig_atomic_t *reload, const char *cfg_path)
 {
     while (!*stop) {
-        /* The registry and policy are replaced only between jobs: under a
-           steady load a job is always running, so wait for this one.  */
+        /* A reload is read on its own thread; one asked for while it runs
+           follows it, so that the files as of the last SIGHUP win.  */
         if (*reload) {
             *reload = 0;
-            s_collect (self, true);
-            s_reload (self, cfg_path);
+            if (!self->reloading)
+                s_reload_start (self, cfg_path);
+            else if (!self->reload_again) {
+                self->reload_again = true;
+                dipx_log_info ("reload: SIGHUP during a reload; reloading again after it");
+            }
+        }
+        if (self->reloading && s_reload_finish (self) && self->reload_again) {
+            self->reload_again = false;
+            s_reload_start (self, cfg_path);
         }
         int rc = s_turn (self, S_HOUSEKEEP_MS);
         if (rc) {
             dipx_log_error ("service loop: %s", dipx_strerror (rc));
+            s_reload_abandon (self);
             return rc;
         }
     }
@@ -1842,6 +1974,7 @@ dipx_server_run (dipx_server_t *self, volatile sig_atomic_t *stop,
         s_out_drop (self);
         s_undo_drop (self);
     }
+    s_reload_abandon (self); /* after the replies: it may wait for a whole load */
     dipx_log_info ("stopped");
     return 0;
 }

@@ -21,8 +21,9 @@ const char *dipx_server_endpoint (const dipx_server_t *self);
 /*  The broker's CURVE public key in Z85.  */
 const char *dipx_server_public_key (const dipx_server_t *self);
 
-/*  Serves until *stop is set. When *reload is set, reloads the registry,
-    policy and reloadable config keys from cfg_path, and clears it.  */
+/*  Serves until *stop is set. When *reload is set, clears it and reads the
+    registry, policy and reloadable config keys from cfg_path on a thread of
+    its own, serving meanwhile; they take effect between jobs once read.  */
 int dipx_server_run (dipx_server_t *self, volatile sig_atomic_t *stop,
                      volatile sig_atomic_t *reload, const char *cfg_path);
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -20,6 +21,7 @@
 #include <zmq.h>
 
 #include "dipx_card.h"
+#include "dipx_envelope.h"
 #include "dipx_registry.h"
 
 static const char *
@@ -86,14 +88,16 @@ harness_agency (harness_t *h, const char *id)
     return NULL;
 }
 
-int
-harness_write_registry (harness_t *h)
+/*  Writes the agencies' cards to path; with all, every agency as active.  */
+static int
+s_write_cards (harness_t *h, const char *path, bool all)
 {
     dipx_registry_t *reg = dipx_registry_new ();
     int rc = reg ? 0 : -1;
     for (int i = 0; rc == 0 && i < h->nagencies; i++) {
         h_agency_t *a = &h->agencies[i];
-        if (a->status < 0)
+        int status = all ? DIPX_STATUS_ACTIVE : a->status;
+        if (status < 0)
             continue; /* an agency the broker has never heard of */
         dipx_card_t card;
         memset (&card, 0, sizeof card);
@@ -109,13 +113,26 @@ harness_write_registry (harness_t *h)
         free (text);
         if (rc == 0)
             rc = dipx_registry_add (reg, &card);
-        if (rc == 0 && a->status != DIPX_STATUS_ACTIVE)
-            rc = dipx_registry_set_status (reg, a->id, a->status);
+        if (rc == 0 && status != DIPX_STATUS_ACTIVE)
+            rc = dipx_registry_set_status (reg, a->id, status);
     }
     if (rc == 0)
-        rc = dipx_registry_save (reg, h->registry);
+        rc = dipx_registry_save (reg, path);
     dipx_registry_destroy (&reg);
     return rc ? -1 : 0;
+}
+
+int
+harness_write_registry (harness_t *h)
+{
+    return s_write_cards (h, h->registry, false);
+}
+
+int
+harness_write_peers (harness_t *h)
+{
+    snprintf (h->peers, sizeof h->peers, "%s/peers", h->dir);
+    return s_write_cards (h, h->peers, true);
 }
 
 static int
@@ -284,7 +301,7 @@ harness_client (harness_t *h, const char *id, uint32_t window, dipx_client_t **o
         .endpoint = h->endpoint,
         .identity = a->secret,
         .broker_key = h->broker_key,
-        .peers = h->registry,
+        .peers = h->peers[0] ? h->peers : h->registry,
         .window = window,
     };
     return dipx_client_new (&o, out);
@@ -422,4 +439,55 @@ harness_zmtp_greeting (uint8_t g[64], const char *mechanism)
     g[11] = 0;
     memcpy (g + 12, mechanism, strlen (mechanism));
     return 64;
+}
+
+long
+harness_log_size (const harness_t *h)
+{
+    struct stat st;
+    return stat (h->log, &st) == 0 ? (long) st.st_size : 0;
+}
+
+int
+harness_log_count (const harness_t *h, long from, const char *needle)
+{
+    FILE *f = fopen (h->log, "r");
+    if (!f)
+        return 0;
+    int count = 0;
+    char line[4096];
+    if (fseek (f, from, SEEK_SET) == 0)
+        while (fgets (line, sizeof line, f))
+            count += strstr (line, needle) != NULL;
+    fclose (f);
+    return count;
+}
+
+int
+harness_log_wait (const harness_t *h, long from, const char *needle, int timeout_ms)
+{
+    /* Watch first, then look: a line written in between still wakes us.  */
+    int in = inotify_init1 (IN_CLOEXEC | IN_NONBLOCK);
+    if (in < 0 || inotify_add_watch (in, h->log, IN_MODIFY) < 0) {
+        if (in >= 0)
+            close (in);
+        return -1;
+    }
+    uint64_t deadline = dipx_mono_ms () + (uint64_t) timeout_ms;
+    int rc = -1;
+    for (;;) {
+        if (harness_log_count (h, from, needle) > 0) {
+            rc = 0;
+            break;
+        }
+        uint64_t now = dipx_mono_ms ();
+        struct pollfd p = {in, POLLIN, 0};
+        if (now >= deadline || (poll (&p, 1, (int) (deadline - now)) < 0 && errno != EINTR))
+            break;
+        char buf[4096];
+        while (read (in, buf, sizeof buf) > 0)
+            ;
+    }
+    close (in);
+    return rc;
 }

@@ -30,6 +30,7 @@ typedef struct {
     char config[512];                /* dipxd.conf */
     char data[512];                  /* LMDB dir */
     char registry[512];              /* registry (also the agencies' peers file) */
+    char peers[512];                 /* the clients' peers file instead, if set */
     char extra[1024];                /* extra config lines */
     char endpoint[256];              /* bound endpoint, after start */
     char broker_key[DIPX_Z85_KEY_LEN + 1]; /* broker CURVE key (Z85) */
@@ -56,6 +57,11 @@ int harness_init (harness_t *h, const char *extra);
 h_agency_t *harness_add (harness_t *h, const char *id, int type, int status);
 
 int harness_write_registry (harness_t *h);
+
+/*  Writes every agency added, as active, to a peers file of its own, which
+    clients use from now on instead of the registry (for a registry too large
+    or too broken for a client to load). 0 or -1.  */
+int harness_write_peers (harness_t *h);
 
 /*  Starts dipxd and waits (up to 20 s) for its READY line. A restart binds
     the port of the first start, so clients reconnect. 0 or -1.  */
@@ -109,6 +115,17 @@ long harness_broker_kb (const harness_t *h, const char *field);
 /*  Writes a 64-byte ZMTP 3.0 greeting offering mechanism into g (for tests
     that speak raw TCP to the broker). Returns 64.  */
 size_t harness_zmtp_greeting (uint8_t g[64], const char *mechanism);
+
+/*  The size of the broker's log now: an offset for the two below.  */
+long harness_log_size (const harness_t *h);
+
+/*  How many lines of the broker's log, from offset from, contain needle.  */
+int harness_log_count (const harness_t *h, long from, const char *needle);
+
+/*  Waits up to timeout_ms for a line containing needle in the broker's log
+    from offset from: woken by inotify when the log is written, not by a
+    polling sleep. 0 once it is there, -1 on timeout.  */
+int harness_log_wait (const harness_t *h, long from, const char *needle, int timeout_ms);
 
 /*  The usual pair: adds police.test and cjit.test to the agencies already
     added, starts the broker, and returns a ready send-only police client

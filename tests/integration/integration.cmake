@@ -34,3 +34,8 @@ find_package(Threads REQUIRED)
 dipx_test(test_flood SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_flood.c
   LIBS dipx_harness Threads::Threads TIMEOUT 300 LABELS integration)
 add_dependencies(test_flood dipxd)
+
+# SIGHUP with a registry of 25,000 agencies: served meanwhile, then in force.
+dipx_test(test_reload SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_reload.c
+  LIBS dipx_harness TIMEOUT 300 LABELS integration)
+add_dependencies(test_reload dipxd)
