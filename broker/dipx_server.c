@@ -28,7 +28,8 @@
     that acknowledgements and deliveries go on while storage is full.
 
     Sessions: an agency has at most one delivery session, started by HELLO
-    (the newest wins). Its in-flight set holds the messages delivered and not
+    (the newest wins) and ended when its connection closes (s_session_free:
+    max_sessions bounds the agencies connected, not those ever seen). Its in-flight set holds the messages delivered and not
     yet acknowledged, at most `window`; an ACK frees credit. A message not
     acknowledged within ack_timeout_ms is delivered again (count + 1), and
     after max_deliveries it moves to the dead-letter store. A new session
@@ -60,6 +61,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -92,6 +94,7 @@ typedef struct s_session {
     char agency[DIPX_MAX_AGENCY_ID + 1]; /* whose session */
     uint8_t rid[S_RID_MAX];              /* current connection's routing id */
     size_t rid_len;                      /* 0 = not connected */
+    int fd;                              /* current connection's descriptor, -1 unknown */
     uint32_t window;                     /* credit granted; 0 = send only */
     uint64_t cursor;                     /* highest seq delivered this session */
     uint32_t nflight;                    /* entries used in flight[] */
@@ -174,6 +177,9 @@ struct dipx_server_t {
     uint8_t hash_key[crypto_shorthash_KEYBYTES]; /* session table key */
     s_session_t **buckets;             /* session hash table */
     size_t nsessions;                  /* sessions allocated */
+    void *monitor;                     /* the router's DISCONNECTED events */
+    s_session_t **by_fd;               /* session by connection descriptor */
+    size_t nby_fd;                     /* entries in by_fd */
     s_session_t **want;                /* sessions that may have deliveries */
     size_t nwant, want_cap;
     s_item_t *items;                   /* the job's frames (worker side) */
@@ -294,6 +300,87 @@ s_undo_apply (dipx_server_t *self, size_t keep_want)
         self->want[i]->in_want = i < keep_want;
     if (self->nwant > keep_want)
         self->nwant = keep_want;
+}
+
+/*  Forgets a session whose connection is gone. It holds nothing the store
+    does not: its in-flight messages are still queued, and a new session
+    (its next HELLO) delivers them again. So the table holds the agencies
+    connected now, not every agency seen since start. Only between jobs (no
+    undo log then), on the loop thread.  */
+static void
+s_session_free (dipx_server_t *self, s_session_t *s)
+{
+    s_session_t **p = &self->buckets[s_bucket (self, s->agency)];
+    while (*p != s)
+        p = &(*p)->next;
+    *p = s->next;
+    if (s->in_want) {
+        size_t i = 0;
+        while (self->want[i] != s)
+            i++;
+        memmove (self->want + i, self->want + i + 1, (self->nwant - i - 1) * sizeof *self->want);
+        self->nwant--;
+    }
+    if (s->fd >= 0 && (size_t) s->fd < self->nby_fd && self->by_fd[s->fd] == s)
+        self->by_fd[s->fd] = NULL;
+    dipx_log_debug ("session of %s ended", s->agency);
+    free (s->flight);
+    free (s);
+    self->nsessions--;
+}
+
+/*  Records the descriptor of the connection a HELLO came on (-1: unknown,
+    then the session lasts until its agency's next HELLO, as before).  */
+static void
+s_session_bind_fd (dipx_server_t *self, s_session_t *s, int fd)
+{
+    if (s->fd >= 0 && (size_t) s->fd < self->nby_fd && self->by_fd[s->fd] == s)
+        self->by_fd[s->fd] = NULL;
+    s->fd = fd >= 0 && (size_t) fd < self->nby_fd ? fd : -1;
+    if (s->fd < 0)
+        return;
+    s_session_t *prev = self->by_fd[fd];
+    if (prev && prev != s)
+        prev->fd = -1; /* its connection closed unseen: the descriptor is reused */
+    self->by_fd[fd] = s;
+}
+
+/*  Ends the sessions of connections libzmq reports closed: its monitor's
+    DISCONNECTED events carry the descriptor, which HELLO recorded (libzmq
+    gives each frame's descriptor as ZMQ_SRCFD). Run between jobs after the
+    batch is read: libzmq sends a connection's DISCONNECTED before it closes
+    the descriptor, so before a later connection on the same descriptor can
+    have sent any frame of the batch.  */
+static void
+s_monitor_events (dipx_server_t *self)
+{
+    for (;;) {
+        zmq_msg_t ev;
+        zmq_msg_init (&ev);
+        if (zmq_msg_recv (&ev, self->monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close (&ev);
+            return;
+        }
+        uint16_t event = 0;
+        uint32_t fd = UINT32_MAX;
+        if (zmq_msg_size (&ev) == 6) { /* u16 event, u32 value, host order */
+            memcpy (&event, zmq_msg_data (&ev), 2);
+            memcpy (&fd, (const uint8_t *) zmq_msg_data (&ev) + 2, 4);
+        }
+        bool more = zmq_msg_more (&ev);
+        zmq_msg_close (&ev);
+        while (more) { /* the endpoint address */
+            zmq_msg_init (&ev);
+            more = zmq_msg_recv (&ev, self->monitor, ZMQ_DONTWAIT) >= 0 && zmq_msg_more (&ev);
+            zmq_msg_close (&ev);
+        }
+        if (event != ZMQ_EVENT_DISCONNECTED || fd >= self->nby_fd)
+            continue;
+        s_session_t *s = self->by_fd[fd];
+        self->by_fd[fd] = NULL;
+        if (s && s->fd == (int) fd)
+            s_session_free (self, s);
+    }
 }
 
 static void
@@ -803,12 +890,16 @@ s_handle_hello (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t now
     int rc;
     s_session_t *s = s_session_find (self, it->agency);
     if (!s) {
-        if (self->nsessions >= self->cfg.max_sessions)
+        if (self->nsessions >= self->cfg.max_sessions) {
+            dipx_log_warn ("session refused to %s: max_sessions (%llu) agencies are connected",
+                           it->agency, (unsigned long long) self->cfg.max_sessions);
             return s_reply_error (self, it, DIPX_E_BUSY, DIPX_CMD_HELLO, "too many sessions");
+        }
         s = calloc (1, sizeof *s);
         if (!s)
             return DIPX_E_NOMEM;
         snprintf (s->agency, sizeof s->agency, "%s", it->agency);
+        s->fd = -1;
         size_t b = s_bucket (self, s->agency);
         s->next = self->buckets[b];
         self->buckets[b] = s;
@@ -833,6 +924,9 @@ s_handle_hello (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t now
     size_t rl = zmq_msg_size (&it->rid);
     memcpy (s->rid, zmq_msg_data (&it->rid), rl);
     s->rid_len = rl;
+    /* The frame part carries the connection's metadata; the routing id part
+       libzmq makes does not always.  */
+    s_session_bind_fd (self, s, zmq_msg_get (&it->body, ZMQ_SRCFD));
     s->window = window;
     s->nflight = 0;
     s->cursor = 0;
@@ -1325,12 +1419,16 @@ s_send_out (dipx_server_t *self, uint64_t now)
                 continue;
             }
             /* The recipient's connection is gone (EHOSTUNREACH, thanks to
-               ZMQ_ROUTER_MANDATORY) or full (EAGAIN): the message stays queued
-               and in flight until the agency says HELLO again, and the miss is
-               audited.  */
+               ZMQ_ROUTER_MANDATORY: its session ends) or full (EAGAIN): the
+               message stays queued until the agency says HELLO again, and
+               the miss is audited.  */
             s_session_t *s = s_session_find (self, o->agency);
-            if (s && s->rid_len == o->rid_len && memcmp (s->rid, o->rid, o->rid_len) == 0)
-                s->rid_len = 0;
+            if (s && s->rid_len == o->rid_len && memcmp (s->rid, o->rid, o->rid_len) == 0) {
+                if (err == EHOSTUNREACH)
+                    s_session_free (self, s);
+                else
+                    s->rid_len = 0;
+            }
             dipx_audit_t rec;
             dipx_audit_init (&rec, DIPX_AUDIT_UNDELIVERABLE, now);
             snprintf (rec.to, sizeof rec.to, "%s", o->agency);
@@ -1515,7 +1613,7 @@ static int
 s_turn (dipx_server_t *self, long timeout_ms)
 {
     bool busy = dipx_worker_busy (self->worker);
-    zmq_pollitem_t items[3];
+    zmq_pollitem_t items[4];
     int n = 0;
     /* Frames are read while no batch is waiting. ZAP is answered between
        jobs: its audit records go to the pending list, which a job reads.  */
@@ -1523,8 +1621,10 @@ s_turn (dipx_server_t *self, long timeout_ms)
         items[n++] = (zmq_pollitem_t) {self->router, 0, ZMQ_POLLIN, 0};
     if (busy)
         items[n++] = (zmq_pollitem_t) {NULL, dipx_worker_fd (self->worker), ZMQ_POLLIN, 0};
-    else
+    else {
         items[n++] = (zmq_pollitem_t) {dipx_auth_socket (self->auth), 0, ZMQ_POLLIN, 0};
+        items[n++] = (zmq_pollitem_t) {self->monitor, 0, ZMQ_POLLIN, 0};
+    }
     /* A finished reload wakes the loop, which swaps it in (dipx_server_run).  */
     if (self->reloading)
         items[n++] = (zmq_pollitem_t) {NULL, self->load.efd, ZMQ_POLLIN, 0};
@@ -1542,6 +1642,7 @@ s_turn (dipx_server_t *self, long timeout_ms)
     /* What arrived since the batch was read joins it: otherwise a frame
        arriving during a commit would wait for the commit after next.  */
     s_read_ready (self, now);
+    s_monitor_events (self);
     if (dipx_store_failed (self->store)) {
         /* Fail-stop: a broker that answers every frame with an error looks
            alive to its supervisor; an exit gets it restarted on a reopened
@@ -1762,6 +1863,32 @@ s_reload_abandon (dipx_server_t *self)
     dipx_policy_destroy (&self->load.policy);
 }
 
+/*  The router's DISCONNECTED events on an inproc PAIR, and the table of
+    sessions by descriptor, sized to the descriptors this process may open
+    (calloc: pages are touched only as descriptors are used).  */
+static int
+s_monitor_open (dipx_server_t *self)
+{
+    struct rlimit rl;
+    self->nby_fd = 65536;
+    if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        self->nby_fd = rl.rlim_cur < (1u << 22) ? (size_t) rl.rlim_cur : (1u << 22);
+    if (!(self->by_fd = calloc (self->nby_fd, sizeof *self->by_fd)))
+        return DIPX_E_NOMEM;
+    /* Room for a mass disconnect's events while a job runs (libzmq drops
+       what does not fit; such a session then ends at a failed delivery or
+       its agency's next HELLO, as before).  */
+    int hwm = 100000;
+    if (zmq_socket_monitor (self->router, "inproc://dipx-monitor", ZMQ_EVENT_DISCONNECTED) != 0
+        || !(self->monitor = zmq_socket (self->ctx, ZMQ_PAIR))
+        || zmq_setsockopt (self->monitor, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0
+        || zmq_connect (self->monitor, "inproc://dipx-monitor") != 0) {
+        dipx_log_error ("connection monitor: %s", zmq_strerror (zmq_errno ()));
+        return DIPX_E_ZMQ;
+    }
+    return 0;
+}
+
 int
 dipx_server_new (const dipx_config_t *cfg, dipx_server_t **out)
 {
@@ -1831,6 +1958,8 @@ dipx_server_new (const dipx_config_t *cfg, dipx_server_t **out)
         goto fail;
     dipx_auth_set_registry (self->auth, self->registry);
     self->router = zmq_socket (self->ctx, ZMQ_ROUTER);
+    if (!self->router || (rc = s_monitor_open (self)))
+        goto fail;
     /* Heartbeats every 30 s: see the client's note on libzmq's timer cost,
        which grows with the square of the connections.  */
     int one = 1, zero = 0, hwm = 100000, hs = 5000, hb = 30000, hbt = 90000, backlog = 1024;
@@ -1891,8 +2020,11 @@ dipx_server_destroy (dipx_server_t **self_p)
         s_items_close (self->ready, &self->nready);
     s_out_drop (self);
     s_undo_drop (self);
+    if (self->monitor)
+        zmq_close (self->monitor);
     if (self->router)
         zmq_close (self->router);
+    free (self->by_fd);
     dipx_auth_destroy (&self->auth);
     if (self->ctx)
         zmq_ctx_term (self->ctx);

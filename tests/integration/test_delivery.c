@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -608,6 +609,79 @@ test_audit_query_cli (void **state)
     s_end (h);
 }
 
+/*  Disconnects client once the broker has logged the refusal of cjit.s2.  */
+typedef struct {
+    harness_t *h;
+    dipx_client_t *client;
+    long from; /* log offset */
+    int rc;    /* 0: refusal seen */
+} s_leaver_t;
+
+static void *
+s_leave_when_refused (void *arg)
+{
+    s_leaver_t *l = arg;
+    l->rc = harness_log_wait (l->h, l->from, "session refused to cjit.s2", WAIT_MS);
+    dipx_client_destroy (&l->client);
+    return NULL;
+}
+
+/*  A session ends with its connection, so max_sessions bounds the agencies
+    connected at once, not those seen since start. With room for two, five
+    agencies connect in turn, each leaving before the next (the old broker
+    refused the third for good). Then, with two connected, a third is
+    refused (HELLO busy, which libdipx retries) until one of them leaves;
+    and a message queued meanwhile for an agency that left reaches it when
+    it comes back.  */
+static void
+test_sessions_end_with_connections (void **state)
+{
+    (void) state;
+    harness_t *h = calloc (1, sizeof *h);
+    assert_non_null (h);
+    assert_int_equal (harness_init (h, "max_sessions = 2"), 0);
+    assert_non_null (harness_add (h, "police.test", DIPX_AGENCY_POLICE, DIPX_STATUS_ACTIVE));
+    char ids[5][32];
+    for (int i = 0; i < 5; i++) {
+        snprintf (ids[i], sizeof ids[i], "cjit.s%d", i);
+        assert_non_null (harness_add (h, ids[i], DIPX_AGENCY_CJIT, DIPX_STATUS_ACTIVE));
+    }
+    assert_int_equal (harness_start (h), 0);
+    for (int i = 0; i < 5; i++) {
+        dipx_client_t *c = s_client (h, ids[i], 4);
+        dipx_client_destroy (&c);
+    }
+    dipx_client_t *b = s_client (h, ids[1], 4);
+    s_leaver_t leaver = {.h = h, .client = s_client (h, ids[0], 4), .from = harness_log_size (h)};
+    /* libdipx does its I/O inside its calls: the third agency waits for its
+       session here, while a thread disconnects the first once the broker
+       has refused the third.  */
+    dipx_client_t *c = NULL;
+    assert_int_equal (harness_client (h, ids[2], 4, &c), 0);
+    pthread_t t;
+    assert_int_equal (pthread_create (&t, NULL, s_leave_when_refused, &leaver), 0);
+    int ready = dipx_client_wait_ready (c, WAIT_MS);
+    pthread_join (t, NULL);
+    assert_int_equal (leaver.rc, 0);
+    assert_int_equal (ready, 0);
+    /* cjit.s0 is gone: its message waits in its queue for its return (a
+       sender with window 0 has a session too, for its receipts).  */
+    dipx_client_destroy (&b);
+    dipx_client_destroy (&c);
+    dipx_client_t *police = s_client (h, "police.test", 0);
+    dipx_send_t m = harness_dt1 (ids[0], s_subject);
+    dipx_result_t r;
+    assert_int_equal (dipx_client_send (police, &m, "back", 4, WAIT_MS, &r), 0);
+    dipx_client_t *a = s_client (h, ids[0], 4);
+    dipx_message_t *msg = s_recv (a);
+    assert_memory_equal (dipx_message_id (msg), r.id, DIPX_MESSAGE_ID_BYTES);
+    assert_int_equal (dipx_client_ack (a, msg), 0);
+    dipx_message_destroy (&msg);
+    dipx_client_destroy (&a);
+    dipx_client_destroy (&police);
+    s_end (h);
+}
+
 int
 main (void)
 {
@@ -627,6 +701,7 @@ main (void)
         cmocka_unit_test (test_disk_full),
         cmocka_unit_test (test_acks_coalesced),
         cmocka_unit_test (test_audit_query_cli),
+        cmocka_unit_test (test_sessions_end_with_connections),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
