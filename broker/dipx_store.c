@@ -1003,35 +1003,58 @@ s_seq_cmp (const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/*  Offers every record of stored message msg_seq (aud_seq) above after,
-    except skip (the ACCEPTED record, which the subject index gave).  */
-static int
-s_offer_history (MDB_cursor *cur, uint64_t msg_seq, uint64_t after, uint64_t skip,
-                 s_seqheap_t *h)
-{
-    uint8_t sb[16];
-    dipx_put_be64 (sb, msg_seq);
-    dipx_put_be64 (sb + 8, after + 1);
-    s_aud_stream_t st = {.cur = cur, .prefix = sb, .plen = 8};
-    MDB_val k = {sizeof sb, sb};
-    int rc = s_aud_stream_step (&st, MDB_SET_RANGE, &k);
-    while (rc == 0 && st.aseq) {
-        /* Past a full page's largest, nothing later in this stream fits.  */
-        if (h->n == h->cap && st.aseq >= h->v[0])
-            break;
-        if (st.aseq != skip)
-            s_seqheap_offer (h, st.aseq);
-        rc = s_aud_stream_step (&st, MDB_NEXT, &k);
-    }
-    return rc;
-}
-
 /*  Reads a record an index points at: a missing one is damage.  */
 static int
 s_audit_indexed (dipx_txn_t *t, uint64_t seq, dipx_audit_t *rec)
 {
     int rc = dipx_store_audit_get (t, seq, rec);
     return rc == DIPX_E_NOT_FOUND ? DIPX_E_CORRUPT : rc;
+}
+
+/*  Offers the records above after of the stored message whose ACCEPTED
+    record is acc (the subject index gave that one): its history by sequence
+    number (aud_seq) or, for a message accepted before aud_seq existed, its
+    records under its id (aud_id) that carry no subject (those that do are
+    in the subject index themselves) and are about this message.  */
+static int
+s_offer_message (dipx_txn_t *t, MDB_cursor *hist, MDB_cursor *ids, const dipx_audit_t *acc,
+                 uint64_t after, s_seqheap_t *h)
+{
+    uint8_t kb[DIPX_ID_BYTES + 8];
+    dipx_put_be64 (kb, acc->msg_seq);
+    dipx_put_be64 (kb + 8, 0);
+    s_aud_stream_t st = {.cur = hist, .prefix = kb, .plen = 8};
+    MDB_val k = {16, kb};
+    int rc = s_aud_stream_step (&st, MDB_SET_RANGE, &k);
+    /* A history written since aud_seq exists starts with the ACCEPTED.  */
+    bool by_seq = rc == 0 && st.aseq == acc->seq;
+    while (rc == 0 && st.aseq && by_seq) {
+        /* Past a full page's largest, nothing later in this stream fits.  */
+        if (h->n == h->cap && st.aseq >= h->v[0])
+            break;
+        if (st.aseq > after && st.aseq != acc->seq)
+            s_seqheap_offer (h, st.aseq);
+        rc = s_aud_stream_step (&st, MDB_NEXT, &k);
+    }
+    if (rc || by_seq)
+        return rc;
+    memcpy (kb, acc->id, DIPX_ID_BYTES);
+    dipx_put_be64 (kb + DIPX_ID_BYTES, after + 1);
+    st = (s_aud_stream_t) {.cur = ids, .prefix = kb, .plen = DIPX_ID_BYTES};
+    k = (MDB_val) {sizeof kb, kb};
+    rc = s_aud_stream_step (&st, MDB_SET_RANGE, &k);
+    while (rc == 0 && st.aseq) {
+        if (h->n == h->cap && st.aseq >= h->v[0])
+            break;
+        dipx_audit_t rec;
+        if (st.aseq != acc->seq && (rc = s_audit_indexed (t, st.aseq, &rec)) == 0
+            && !(rec.present & DIPX_AU_SUBJ) && (rec.present & DIPX_AU_MSG_SEQ)
+            && rec.msg_seq == acc->msg_seq)
+            s_seqheap_offer (h, st.aseq);
+        if (rc == 0)
+            rc = s_aud_stream_step (&st, MDB_NEXT, &k);
+    }
+    return rc;
 }
 
 int
@@ -1046,14 +1069,16 @@ dipx_store_audit_for_subject (dipx_txn_t *t, const uint8_t subj[DIPX_SUBJ_BYTES]
     if (!h.v)
         return DIPX_E_NOMEM;
     /* Every subject index entry is a candidate; an ACCEPTED record brings its
-       message's whole history (aud_seq), which may reach past after even
-       when the ACCEPTED record itself does not.  */
+       message's whole history, which may reach past after even when the
+       ACCEPTED record itself does not.  */
     uint8_t kb[DIPX_SUBJ_BYTES + 8];
     memcpy (kb, subj, DIPX_SUBJ_BYTES);
     memset (kb + DIPX_SUBJ_BYTES, 0, 8);
     s_aud_stream_t st = {.prefix = kb, .plen = DIPX_SUBJ_BYTES};
-    MDB_cursor *hist = NULL;
+    MDB_cursor *hist = NULL, *ids = NULL;
     int rc = s_err (mdb_cursor_open (t->txn, t->store->dbi[DB_AUD_SUB], &st.cur));
+    if (rc == 0)
+        rc = s_err (mdb_cursor_open (t->txn, t->store->dbi[DB_AUD_ID], &ids));
     if (rc == 0 && t->store->has_aud_seq)
         rc = s_err (mdb_cursor_open (t->txn, t->store->dbi[DB_AUD_SEQ], &hist));
     MDB_val k = {sizeof kb, kb};
@@ -1066,20 +1091,23 @@ dipx_store_audit_for_subject (dipx_txn_t *t, const uint8_t subj[DIPX_SUBJ_BYTES]
         if (st.aseq > after)
             s_seqheap_offer (&h, st.aseq);
         dipx_audit_t rec;
-        if (hist && (rc = s_audit_indexed (t, st.aseq, &rec)) == 0
-            && rec.event == DIPX_AUDIT_ACCEPTED && (rec.present & DIPX_AU_MSG_SEQ))
-            rc = s_offer_history (hist, rec.msg_seq, after, st.aseq, &h);
+        if ((rc = s_audit_indexed (t, st.aseq, &rec)) == 0 && rec.event == DIPX_AUDIT_ACCEPTED
+            && (rec.present & DIPX_AU_MSG_SEQ) && (rec.present & DIPX_AU_ID))
+            rc = s_offer_message (t, hist, ids, &rec, after, &h);
         if (rc == 0)
             rc = s_aud_stream_step (&st, MDB_NEXT, &k);
     }
     if (hist)
         mdb_cursor_close (hist);
+    if (ids)
+        mdb_cursor_close (ids);
     if (st.cur)
         mdb_cursor_close (st.cur);
+    /* No seq is offered twice (the ACCEPTED is skipped in its history, and
+       aud_id gives only records the subject index lacks), so a full page
+       means there may be more.  */
     qsort (h.v, h.n, sizeof h.v[0], s_seq_cmp);
     for (size_t i = 0; rc == 0 && i < h.n; i++) {
-        if (i > 0 && h.v[i] == h.v[i - 1])
-            continue;
         dipx_audit_t rec;
         rc = s_audit_indexed (t, h.v[i], &rec);
         if (rc == 0)
