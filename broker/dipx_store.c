@@ -1013,9 +1013,11 @@ s_audit_indexed (dipx_txn_t *t, uint64_t seq, dipx_audit_t *rec)
 
 /*  Offers the records above after of the stored message whose ACCEPTED
     record is acc (the subject index gave that one): its history by sequence
-    number (aud_seq) or, for a message accepted before aud_seq existed, its
-    records under its id (aud_id) that carry no subject (those that do are
-    in the subject index themselves) and are about this message.  */
+    number (aud_seq), and, for a message accepted before aud_seq existed
+    (its ACCEPTED is not the first of that history), also its records under
+    its id (aud_id) that carry no subject (those that do are in the subject
+    index themselves) and are about this message. Each record is in one of
+    aud_seq and aud_id only, so none is offered twice.  */
 static int
 s_offer_message (dipx_txn_t *t, MDB_cursor *hist, MDB_cursor *ids, const dipx_audit_t *acc,
                  uint64_t after, s_seqheap_t *h)
@@ -1028,7 +1030,7 @@ s_offer_message (dipx_txn_t *t, MDB_cursor *hist, MDB_cursor *ids, const dipx_au
     int rc = s_aud_stream_step (&st, MDB_SET_RANGE, &k);
     /* A history written since aud_seq exists starts with the ACCEPTED.  */
     bool by_seq = rc == 0 && st.aseq == acc->seq;
-    while (rc == 0 && st.aseq && by_seq) {
+    while (rc == 0 && st.aseq) {
         /* Past a full page's largest, nothing later in this stream fits.  */
         if (h->n == h->cap && st.aseq >= h->v[0])
             break;
@@ -1047,7 +1049,7 @@ s_offer_message (dipx_txn_t *t, MDB_cursor *hist, MDB_cursor *ids, const dipx_au
         if (h->n == h->cap && st.aseq >= h->v[0])
             break;
         dipx_audit_t rec;
-        if (st.aseq != acc->seq && (rc = s_audit_indexed (t, st.aseq, &rec)) == 0
+        if (st.aseq > after && st.aseq != acc->seq && (rc = s_audit_indexed (t, st.aseq, &rec)) == 0
             && !(rec.present & DIPX_AU_SUBJ) && (rec.present & DIPX_AU_MSG_SEQ)
             && rec.msg_seq == acc->msg_seq)
             s_seqheap_offer (h, st.aseq);
@@ -1061,10 +1063,10 @@ int
 dipx_store_audit_for_subject (dipx_txn_t *t, const uint8_t subj[DIPX_SUBJ_BYTES], uint64_t after,
                               size_t max, dipx_audit_fn *fn, void *arg)
 {
-    if (max == 0)
-        return 0;
     if (max > DIPX_AUDIT_PAGE_MAX)
         return DIPX_E_INVAL;
+    if (max == 0 || after == UINT64_MAX) /* nothing can come after the last seq */
+        return 0;
     s_seqheap_t h = {.v = malloc (max * sizeof (uint64_t)), .cap = max};
     if (!h.v)
         return DIPX_E_NOMEM;

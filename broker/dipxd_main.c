@@ -90,7 +90,7 @@ s_parse_hex (const char *text, uint8_t *out, size_t len)
 typedef struct {
     uint64_t after;  /* audit seq above which to print */
     uint64_t since;  /* at >= since (ms) */
-    uint64_t until;  /* at < until (ms); 0 = no bound */
+    uint64_t until;  /* at < until (ms) */
     bool text;       /* text for people, else JSON lines */
     uint64_t last;   /* last seq passed to s_audit_print */
     uint64_t n;      /* records passed */
@@ -102,7 +102,7 @@ s_audit_print (const dipx_audit_t *rec, void *arg)
     s_audit_out_t *o = arg;
     o->last = rec->seq;
     o->n++;
-    if (rec->seq <= o->after || rec->at < o->since || (o->until && rec->at >= o->until))
+    if (rec->seq <= o->after || rec->at < o->since || rec->at >= o->until)
         return 0;
     return o->text ? dipx_audit_print_text (rec, stdout) : dipx_audit_print_json (rec, stdout);
 }
@@ -119,14 +119,11 @@ s_parse_when (const char *text, uint64_t *ms)
     return s_parse_u64 (text, ms);
 }
 
-/*  Records per page of a subject query: memory for this many seqs.  */
-#define S_AUDIT_PAGE 4096
-
 static int
 s_audit (int argc, char **argv)
 {
     const char *dir = NULL;
-    s_audit_out_t out = {.after = 0};
+    s_audit_out_t out = {.until = UINT64_MAX};
     uint8_t subj[DIPX_SUBJ_BYTES], id[DIPX_ID_BYTES];
     bool by_subj = false, by_id = false;
     for (int i = 1; i < argc; i++) {
@@ -146,10 +143,10 @@ s_audit (int argc, char **argv)
             bad = s_parse_when (v, &out.since);
         else if (strcmp (a, "--until") == 0)
             bad = s_parse_when (v, &out.until);
-        else if (strcmp (a, "--subject") == 0 && !by_id) {
+        else if (strcmp (a, "--subject") == 0 && !by_id && !by_subj) {
             bad = s_parse_hex (v, subj, sizeof subj);
             by_subj = true;
-        } else if (strcmp (a, "--id") == 0 && !by_subj) {
+        } else if (strcmp (a, "--id") == 0 && !by_subj && !by_id) {
             bad = s_parse_hex (v, id, sizeof id);
             by_id = true;
         } else
@@ -162,6 +159,10 @@ s_audit (int argc, char **argv)
     }
     if (!dir)
         return s_usage ();
+    if (out.since >= out.until) {
+        fprintf (stderr, "dipxd audit: --since must be before --until\n");
+        return 2;
+    }
     dipx_store_t *store = NULL;
     dipx_txn_t *txn;
     /* A query's lookups are scattered over the log; the dump is a scan.  */
@@ -184,14 +185,15 @@ s_audit (int argc, char **argv)
         return 1;
     }
     if (by_subj) {
-        /* Page by page: a subject's history may be long.  */
+        /* Page by page: a subject's history may be long. Each page reads
+           the subject index again up to its end, so pages are large.  */
         out.last = out.after;
         uint64_t before;
         do {
             before = out.n;
-            rc = dipx_store_audit_for_subject (txn, subj, out.last, S_AUDIT_PAGE, s_audit_print,
-                                               &out);
-        } while (rc == 0 && out.n - before == S_AUDIT_PAGE);
+            rc = dipx_store_audit_for_subject (txn, subj, out.last, DIPX_AUDIT_PAGE_MAX,
+                                               s_audit_print, &out);
+        } while (rc == 0 && out.n - before == DIPX_AUDIT_PAGE_MAX);
     } else if (by_id) {
         rc = dipx_store_audit_for_id (txn, id, SIZE_MAX, s_audit_print, &out);
     } else {

@@ -604,6 +604,9 @@ test_audit_query_cli (void **state)
     /* Bad values are usage errors, not empty answers.  */
     assert_int_equal (s_audit_lines (h, "--subject 00", lines, 64, &n), 2);
     assert_int_equal (s_audit_lines (h, "--since yesterday", lines, 64, &n), 2);
+    assert_int_equal (s_audit_lines (h, "--since 10 --until 5", lines, 64, &n), 2);
+    snprintf (args, sizeof args, "--subject %s --subject %s", hex, hex);
+    assert_int_equal (s_audit_lines (h, args, lines, 64, &n), 2);
     dipx_client_destroy (&police);
     dipx_client_destroy (&cjit);
     s_end (h);

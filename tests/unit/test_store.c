@@ -917,9 +917,65 @@ test_audit_by_subject_old (void **state)
     assert_int_equal (dipx_store_audit_for_subject (txn, other, 0, 10, s_subj_collect, &got), 0);
     assert_int_equal (got.n, 1);
     assert_int_equal (got.seqs[0], refused.seq);
+    /* Nothing comes after the last possible seq.  */
+    got.n = 0;
+    assert_int_equal (
+        dipx_store_audit_for_subject (txn, subj, UINT64_MAX, 10, s_subj_collect, &got), 0);
+    assert_int_equal (got.n, 0);
+    dipx_store_abort (&txn);
+
+    /* A message whose history spans the upgrade: accepted (and once
+       undeliverable) by the old broker, delivered and acknowledged by this
+       one, whose records go to aud_seq. The store is new, so the message
+       will get seq 1.  */
+    uint8_t third[DIPX_SUBJ_BYTES];
+    randombytes_buf (third, sizeof third);
+    s_msg_t mixed;
+    s_make_full (&mixed, RCPT, 10, T0, T0 + HOUR, third);
+    txn = s_begin (fx->store);
+    dipx_audit_t macc, miss, mdel, mack;
+    dipx_audit_init (&macc, DIPX_AUDIT_ACCEPTED, T0 + 4);
+    dipx_audit_set_header (&macc, &mixed.env.h);
+    macc.msg_seq = 1;
+    macc.present |= DIPX_AU_MSG_SEQ;
+    assert_int_equal (dipx_store_audit (txn, &macc), 0);
+    dipx_audit_init (&miss, DIPX_AUDIT_UNDELIVERABLE, T0 + 5);
+    memcpy (miss.id, mixed.env.h.id, DIPX_ID_BYTES);
+    miss.msg_seq = 1;
+    miss.present |= DIPX_AU_ID | DIPX_AU_MSG_SEQ;
+    assert_int_equal (dipx_store_audit (txn, &miss), 0);
+    assert_int_equal (s_enqueue (txn, &mixed, T0 + 6), 1);
+    dipx_audit_init (&mdel, DIPX_AUDIT_DELIVERED, T0 + 6);
+    dipx_audit_set_header (&mdel, &mixed.env.h);
+    mdel.msg_seq = 1;
+    mdel.present |= DIPX_AU_MSG_SEQ;
+    assert_int_equal (dipx_store_audit (txn, &mdel), 0);
+    dipx_audit_init (&mack, DIPX_AUDIT_ACKED, T0 + 7);
+    memcpy (mack.id, mixed.env.h.id, DIPX_ID_BYTES);
+    mack.msg_seq = 1;
+    mack.present |= DIPX_AU_ID | DIPX_AU_MSG_SEQ;
+    assert_int_equal (dipx_store_audit (txn, &mack), 0);
+    s_commit (&txn);
+    txn = s_begin_read (fx->store);
+    for (size_t page = 1; page <= 5; page++) {
+        s_subj_seen_t all = {.n = 0};
+        uint64_t after = 0;
+        size_t before;
+        do {
+            before = all.n;
+            assert_int_equal (
+                dipx_store_audit_for_subject (txn, third, after, page, s_subj_collect, &all), 0);
+            if (all.n)
+                after = all.seqs[all.n - 1];
+        } while (all.n - before == page);
+        assert_int_equal (all.n, 4);
+        uint64_t want[4] = {macc.seq, miss.seq, mdel.seq, mack.seq};
+        assert_memory_equal (all.seqs, want, sizeof want);
+    }
     dipx_store_abort (&txn);
     s_free (&m);
     s_free (&clash);
+    s_free (&mixed);
 }
 
 /*  Tests: transactions and durability -------------------------------------*/
