@@ -94,7 +94,8 @@ typedef struct s_session {
     char agency[DIPX_MAX_AGENCY_ID + 1]; /* whose session */
     uint8_t rid[S_RID_MAX];              /* current connection's routing id */
     size_t rid_len;                      /* 0 = not connected */
-    int fd;                              /* current connection's descriptor, -1 unknown */
+    int fd;                              /* its connection's descriptor, -1 unknown */
+    uint32_t gen;                        /* and generation (s_monitor_events) */
     uint32_t window;                     /* credit granted; 0 = send only */
     uint64_t cursor;                     /* highest seq delivered this session */
     uint32_t nflight;                    /* entries used in flight[] */
@@ -131,6 +132,8 @@ typedef struct {
     int vrc;                             /* verification result */
     uint8_t digest[2 * DIPX_HASH_BYTES]; /* SEND: hh || ph */
     bool unanswered;                     /* the job could not queue its answer */
+    int fd;                              /* its connection's descriptor, -1 unknown */
+    uint32_t gen;                        /* and generation, when read */
 } s_item_t;
 
 /*  A frame to send after the commit. Small frames are encoded inline, so
@@ -177,9 +180,15 @@ struct dipx_server_t {
     uint8_t hash_key[crypto_shorthash_KEYBYTES]; /* session table key */
     s_session_t **buckets;             /* session hash table */
     size_t nsessions;                  /* sessions allocated */
-    void *monitor;                     /* the router's DISCONNECTED events */
-    s_session_t **by_fd;               /* session by connection descriptor */
-    size_t nby_fd;                     /* entries in by_fd */
+    /* Connections (loop thread only; s_monitor_events): by descriptor.  */
+    void *monitor;                     /* the router's ACCEPTED and DISCONNECTED events */
+    size_t nfds;                       /* descriptors tracked (the open-files limit) */
+    uint32_t *fd_gen;                  /* connections accepted on each */
+    uint32_t *fd_closed;               /* the last of them that closed */
+    s_session_t **by_fd;               /* the session bound to each */
+    int *closed;                       /* descriptors whose session may have ended */
+    size_t nclosed, closed_cap;
+    bool closed_lost;                  /* the list could not grow: sweep them all */
     s_session_t **want;                /* sessions that may have deliveries */
     size_t nwant, want_cap;
     s_item_t *items;                   /* the job's frames (worker side) */
@@ -321,7 +330,7 @@ s_session_free (dipx_server_t *self, s_session_t *s)
         memmove (self->want + i, self->want + i + 1, (self->nwant - i - 1) * sizeof *self->want);
         self->nwant--;
     }
-    if (s->fd >= 0 && (size_t) s->fd < self->nby_fd && self->by_fd[s->fd] == s)
+    if (s->fd >= 0 && self->by_fd[s->fd] == s)
         self->by_fd[s->fd] = NULL;
     dipx_log_debug ("session of %s ended", s->agency);
     free (s->flight);
@@ -329,28 +338,15 @@ s_session_free (dipx_server_t *self, s_session_t *s)
     self->nsessions--;
 }
 
-/*  Records the descriptor of the connection a HELLO came on (-1: unknown,
-    then the session lasts until its agency's next HELLO, as before).  */
-static void
-s_session_bind_fd (dipx_server_t *self, s_session_t *s, int fd)
-{
-    if (s->fd >= 0 && (size_t) s->fd < self->nby_fd && self->by_fd[s->fd] == s)
-        self->by_fd[s->fd] = NULL;
-    s->fd = fd >= 0 && (size_t) fd < self->nby_fd ? fd : -1;
-    if (s->fd < 0)
-        return;
-    s_session_t *prev = self->by_fd[fd];
-    if (prev && prev != s)
-        prev->fd = -1; /* its connection closed unseen: the descriptor is reused */
-    self->by_fd[fd] = s;
-}
-
-/*  Ends the sessions of connections libzmq reports closed: its monitor's
-    DISCONNECTED events carry the descriptor, which HELLO recorded (libzmq
-    gives each frame's descriptor as ZMQ_SRCFD). Run between jobs after the
-    batch is read: libzmq sends a connection's DISCONNECTED before it closes
-    the descriptor, so before a later connection on the same descriptor can
-    have sent any frame of the batch.  */
+/*  Connections, as the loop thread knows them from the router's monitor:
+    a connection is (descriptor, generation), the generation counting the
+    connections accepted on that descriptor. libzmq reports a connection's
+    DISCONNECTED before it closes the descriptor, so before the next
+    ACCEPTED on it: the events of a descriptor come in order. A frame's
+    connection is its descriptor (ZMQ_SRCFD) with the generation known when
+    it is read, the monitor having been read first; the connection's
+    ACCEPTED came before its CURVE handshake, whose ZAP request this thread
+    answered, so it has been seen.  */
 static void
 s_monitor_events (dipx_server_t *self)
 {
@@ -374,12 +370,85 @@ s_monitor_events (dipx_server_t *self)
             more = zmq_msg_recv (&ev, self->monitor, ZMQ_DONTWAIT) >= 0 && zmq_msg_more (&ev);
             zmq_msg_close (&ev);
         }
-        if (event != ZMQ_EVENT_DISCONNECTED || fd >= self->nby_fd)
+        if (fd >= self->nfds)
             continue;
+        if (event == ZMQ_EVENT_ACCEPTED)
+            self->fd_gen[fd]++;
+        else if (event == ZMQ_EVENT_DISCONNECTED) {
+            self->fd_closed[fd] = self->fd_gen[fd];
+            if (!self->by_fd[fd])
+                continue;
+            /* Its session, if any, ends between jobs (s_sessions_sweep).  */
+            if (self->nclosed == self->closed_cap) {
+                size_t cap = self->closed_cap ? 2 * self->closed_cap : 256;
+                int *grown = realloc (self->closed, cap * sizeof *grown);
+                if (!grown) {
+                    self->closed_lost = true; /* the sweep looks at every descriptor */
+                    continue;
+                }
+                self->closed = grown;
+                self->closed_cap = cap;
+            }
+            self->closed[self->nclosed++] = (int) fd;
+        }
+    }
+}
+
+/*  True when connection (fd, gen) has closed.  */
+static bool
+s_conn_closed (const dipx_server_t *self, int fd, uint32_t gen)
+{
+    return self->fd_closed[fd] >= gen;
+}
+
+/*  Ends the sessions whose connections have closed. Between jobs only.  */
+static void
+s_sessions_sweep (dipx_server_t *self)
+{
+    size_t n = self->closed_lost ? self->nfds : self->nclosed;
+    for (size_t i = 0; i < n; i++) {
+        int fd = self->closed_lost ? (int) i : self->closed[i];
         s_session_t *s = self->by_fd[fd];
-        self->by_fd[fd] = NULL;
-        if (s && s->fd == (int) fd)
+        if (s && s_conn_closed (self, fd, s->gen))
             s_session_free (self, s);
+    }
+    self->nclosed = 0;
+    self->closed_lost = false;
+}
+
+/*  After a job: each HELLO it committed (the agency's session now holds that
+    frame's routing id) binds the session to the frame's connection, or ends
+    it if that connection has closed meanwhile. Loop thread, between jobs.  */
+static void
+s_sessions_bind (dipx_server_t *self)
+{
+    for (size_t i = 0; i < self->nitems; i++) {
+        s_item_t *it = &self->items[i];
+        if (!it->open || it->rc || it->f.cmd != DIPX_CMD_HELLO)
+            continue;
+        s_session_t *s = s_session_find (self, it->agency);
+        if (!s || s->rid_len != zmq_msg_size (&it->rid)
+            || memcmp (s->rid, zmq_msg_data (&it->rid), s->rid_len) != 0)
+            continue;
+        if (s->fd >= 0 && self->by_fd[s->fd] == s)
+            self->by_fd[s->fd] = NULL;
+        s->fd = it->fd;
+        s->gen = it->gen;
+        if (it->fd < 0)
+            continue; /* unknown: the session ends at a failed delivery or its next HELLO */
+        if (s_conn_closed (self, it->fd, it->gen)) {
+            s_session_free (self, s);
+            continue;
+        }
+        /* Another session on the descriptor: the older connection has closed.  */
+        s_session_t *prev = self->by_fd[it->fd];
+        if (prev && prev != s && prev->gen > it->gen) {
+            s_session_free (self, s);
+            continue;
+        }
+        if (prev && prev != s)
+            s_session_free (self, prev);
+        self->by_fd[it->fd] = s;
     }
 }
 
@@ -924,9 +993,6 @@ s_handle_hello (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t now
     size_t rl = zmq_msg_size (&it->rid);
     memcpy (s->rid, zmq_msg_data (&it->rid), rl);
     s->rid_len = rl;
-    /* The frame part carries the connection's metadata; the routing id part
-       libzmq makes does not always.  */
-    s_session_bind_fd (self, s, zmq_msg_get (&it->body, ZMQ_SRCFD));
     s->window = window;
     s->nflight = 0;
     s->cursor = 0;
@@ -1588,6 +1654,7 @@ s_collect (dipx_server_t *self, bool wait)
                          ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
             zmq_send (self->router, buf, len, ZMQ_DONTWAIT);
     }
+    s_sessions_bind (self);
     s_items_close (self->items, &self->nitems);
     s_send_out (self, dipx_now_ms ());
     return true;
@@ -1598,10 +1665,21 @@ static void
 s_read_ready (dipx_server_t *self, uint64_t now)
 {
     s_item_t *more = self->ready + self->nready;
+    /* The connections first: a frame's connection was accepted before it
+       could send, so its generation is known when the frame is read.  */
+    s_monitor_events (self);
     size_t n = s_read_batch (self, more, self->cfg.batch - self->nready);
-    for (size_t i = 0; i < n; i++)
-        if (more[i].open)
-            s_prepare (self, &more[i], now);
+    for (size_t i = 0; i < n; i++) {
+        if (!more[i].open)
+            continue;
+        /* The frame part carries the connection's metadata; the routing id
+           part libzmq makes does not always.  */
+        int fd = zmq_msg_get (&more[i].body, ZMQ_SRCFD);
+        bool known = fd >= 0 && (size_t) fd < self->nfds && self->fd_gen[fd];
+        more[i].fd = known ? fd : -1;
+        more[i].gen = known ? self->fd_gen[fd] : 0;
+        s_prepare (self, &more[i], now);
+    }
     dipx_pool_run (self->pool, s_verify_job, more, n, sizeof (s_item_t));
     self->nready += n;
 }
@@ -1642,7 +1720,7 @@ s_turn (dipx_server_t *self, long timeout_ms)
     /* What arrived since the batch was read joins it: otherwise a frame
        arriving during a commit would wait for the commit after next.  */
     s_read_ready (self, now);
-    s_monitor_events (self);
+    s_sessions_sweep (self);
     if (dipx_store_failed (self->store)) {
         /* Fail-stop: a broker that answers every frame with an error looks
            alive to its supervisor; an exit gets it restarted on a reopened
@@ -1863,23 +1941,27 @@ s_reload_abandon (dipx_server_t *self)
     dipx_policy_destroy (&self->load.policy);
 }
 
-/*  The router's DISCONNECTED events on an inproc PAIR, and the table of
-    sessions by descriptor, sized to the descriptors this process may open
-    (calloc: pages are touched only as descriptors are used).  */
+/*  The router's connection events on an inproc PAIR, and the tables by
+    descriptor, sized to the descriptors this process may open (calloc:
+    pages are touched only as descriptors are used).  */
 static int
 s_monitor_open (dipx_server_t *self)
 {
     struct rlimit rl;
-    self->nby_fd = 65536;
+    self->nfds = 65536;
     if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-        self->nby_fd = rl.rlim_cur < (1u << 22) ? (size_t) rl.rlim_cur : (1u << 22);
-    if (!(self->by_fd = calloc (self->nby_fd, sizeof *self->by_fd)))
+        self->nfds = rl.rlim_cur < (1u << 22) ? (size_t) rl.rlim_cur : (1u << 22);
+    self->fd_gen = calloc (self->nfds, sizeof *self->fd_gen);
+    self->fd_closed = calloc (self->nfds, sizeof *self->fd_closed);
+    self->by_fd = calloc (self->nfds, sizeof *self->by_fd);
+    if (!self->fd_gen || !self->fd_closed || !self->by_fd)
         return DIPX_E_NOMEM;
-    /* Room for a mass disconnect's events while a job runs (libzmq drops
-       what does not fit; such a session then ends at a failed delivery or
-       its agency's next HELLO, as before).  */
+    /* libzmq's I/O threads send these events blocking: the pipe holds far
+       more than arrive between two turns of the loop, which reads them
+       every turn.  */
     int hwm = 100000;
-    if (zmq_socket_monitor (self->router, "inproc://dipx-monitor", ZMQ_EVENT_DISCONNECTED) != 0
+    if (zmq_socket_monitor (self->router, "inproc://dipx-monitor",
+                            ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0
         || !(self->monitor = zmq_socket (self->ctx, ZMQ_PAIR))
         || zmq_setsockopt (self->monitor, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0
         || zmq_connect (self->monitor, "inproc://dipx-monitor") != 0) {
@@ -2025,6 +2107,9 @@ dipx_server_destroy (dipx_server_t **self_p)
     if (self->router)
         zmq_close (self->router);
     free (self->by_fd);
+    free (self->fd_gen);
+    free (self->fd_closed);
+    free (self->closed);
     dipx_auth_destroy (&self->auth);
     if (self->ctx)
         zmq_ctx_term (self->ctx);

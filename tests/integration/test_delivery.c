@@ -15,6 +15,9 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
+#include <zmq.h>
+
+#include "dipx_frame.h"
 #include "dipx_registry.h"
 #include "harness.h"
 
@@ -667,10 +670,33 @@ test_sessions_end_with_connections (void **state)
     pthread_join (t, NULL);
     assert_int_equal (leaver.rc, 0);
     assert_int_equal (ready, 0);
-    /* cjit.s0 is gone: its message waits in its queue for its return (a
-       sender with window 0 has a session too, for its receipts).  */
     dipx_client_destroy (&b);
     dipx_client_destroy (&c);
+    /* A connection that says HELLO and closes at once, so that its close
+       may be seen before its HELLO is committed: its session must end all
+       the same, or the two agencies after it cannot both get one.  */
+    void *ctx = zmq_ctx_new ();
+    assert_non_null (ctx);
+    for (int round = 0; round < 10; round++) {
+        void *raw = harness_raw (h, ctx, ids[3]);
+        assert_non_null (raw);
+        int linger = 5000;
+        zmq_setsockopt (raw, ZMQ_LINGER, &linger, sizeof linger);
+        dipx_frame_t f = {.cmd = DIPX_CMD_HELLO};
+        f.u.hello.window = 4;
+        uint8_t *out;
+        size_t out_len;
+        assert_int_equal (dipx_frame_encode (&f, &out, &out_len), 0);
+        assert_int_equal (zmq_send (raw, out, out_len, 0), (int) out_len);
+        free (out);
+        zmq_close (raw);
+        dipx_client_t *x = s_client (h, ids[4], 4), *y = s_client (h, ids[1], 4);
+        dipx_client_destroy (&x);
+        dipx_client_destroy (&y);
+    }
+    zmq_ctx_term (ctx);
+    /* cjit.s0 is gone: its message waits in its queue for its return (a
+       sender with window 0 has a session too, for its receipts).  */
     dipx_client_t *police = s_client (h, "police.test", 0);
     dipx_send_t m = harness_dt1 (ids[0], s_subject);
     dipx_result_t r;
