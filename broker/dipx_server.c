@@ -323,13 +323,13 @@ s_session_free (dipx_server_t *self, s_session_t *s)
     while (*p != s)
         p = &(*p)->next;
     *p = s->next;
-    if (s->in_want) {
-        size_t i = 0;
-        while (self->want[i] != s)
-            i++;
-        memmove (self->want + i, self->want + i + 1, (self->nwant - i - 1) * sizeof *self->want);
-        self->nwant--;
-    }
+    for (size_t i = 0; i < self->nwant; i++)
+        if (self->want[i] == s) {
+            memmove (self->want + i, self->want + i + 1,
+                     (self->nwant - i - 1) * sizeof *self->want);
+            self->nwant--;
+            break;
+        }
     if (s->fd >= 0 && self->by_fd[s->fd] == s)
         self->by_fd[s->fd] = NULL;
     dipx_log_debug ("session of %s ended", s->agency);
