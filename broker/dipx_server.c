@@ -1820,11 +1820,21 @@ done:
     return rc;
 }
 
+/*  Loads the registry and the policy that cfg names. With announce (a
+    reload), logs once the registry file is read and its cards are being
+    checked, the long part: the file as it was then is what will apply.  */
 static int
-s_load_trust (const dipx_config_t *cfg, dipx_registry_t **reg, dipx_policy_t **pol)
+s_load_trust (const dipx_config_t *cfg, dipx_registry_t **reg, dipx_policy_t **pol, bool announce)
 {
     int line = 0;
-    int rc = dipx_registry_load (cfg->registry, reg, &line);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = dipx_registry_read (cfg->registry, &text, &len);
+    if (rc == 0 && announce)
+        dipx_log_info ("reload: registry file read (%zu bytes); checking its cards", len);
+    if (rc == 0)
+        rc = dipx_registry_parse (text, len, reg, &line);
+    free (text);
     if (rc) {
         dipx_log_error ("registry %s: %s (line %d)", cfg->registry, dipx_strerror (rc), line);
         return rc;
@@ -1857,7 +1867,7 @@ s_reload_main (void *arg)
         } else
             dipx_config_reload_into (&l->cfg, &file);
     }
-    if (l->rc == S_LOAD_OK && s_load_trust (&l->cfg, &l->registry, &l->policy) != 0) {
+    if (l->rc == S_LOAD_OK && s_load_trust (&l->cfg, &l->registry, &l->policy, true) != 0) {
         dipx_log_error ("reload: keeping the running registry and policy");
         l->rc = S_LOAD_BAD_TRUST;
     }
@@ -1993,7 +2003,7 @@ dipx_server_new (const dipx_config_t *cfg, dipx_server_t **out)
         goto fail;
     }
     dipx_key_to_z85 (dipx_identity_enc_pk (self->identity), self->pubkey);
-    if ((rc = s_load_trust (cfg, &self->registry, &self->policy)))
+    if ((rc = s_load_trust (cfg, &self->registry, &self->policy, false)))
         goto fail;
     rc = dipx_store_open (cfg->data_dir, cfg->map_size_mb << 20, cfg->map_max_mb << 20, 0,
                           &self->store);

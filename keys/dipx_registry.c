@@ -370,11 +370,19 @@ dipx_registry_load (const char *path, dipx_registry_t **out, int *line)
     *out = NULL;
     char *text = NULL;
     size_t len = 0;
-    int rc = dipx__file_read (path, DIPX_MAX_REGISTRY_BYTES, false, &text, &len);
+    int rc = dipx_registry_read (path, &text, &len);
     if (rc == 0)
         rc = dipx_registry_parse (text, len, out, line);
     free (text);
     return rc;
+}
+
+int
+dipx_registry_read (const char *path, char **text, size_t *len)
+{
+    if (!path || !text || !len)
+        return DIPX_E_INVAL;
+    return dipx__file_read (path, DIPX_MAX_REGISTRY_BYTES, false, text, len);
 }
 
 int

@@ -46,6 +46,11 @@ dipx_registry_t *dipx_registry_new (void);
     or 0.  */
 int dipx_registry_load (const char *path, dipx_registry_t **out, int *line);
 
+/*  Reads a registry file's text (at most DIPX_MAX_REGISTRY_BYTES) into a
+    malloc'd *text (caller frees), for dipx_registry_parse: load in two
+    steps. 0, DIPX_E_IO or DIPX_E_SYNTAX (too long).  */
+int dipx_registry_read (const char *path, char **text, size_t *len);
+
 /*  Parses registry text; as load.  */
 int dipx_registry_parse (const char *text, size_t len, dipx_registry_t **out, int *line);
 

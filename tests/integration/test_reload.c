@@ -37,6 +37,7 @@
 #define S_BULK 25000     /* generated agencies in the large registry */
 #define S_STARTED "reload: reading"
 #define S_RELOADED "reloaded: registry "
+#define S_FILE_READ "reload: registry file read"
 
 static uint8_t s_subject[DIPX_SUBJECT_BYTES];
 static char *s_bulk;      /* S_BULK registry entries, as file text */
@@ -278,8 +279,10 @@ test_sighup_during_reload (void **state)
     s_write_large_registry (h);
     long from = harness_log_size (h);
     assert_int_equal (kill (h->pid, SIGHUP), 0);
-    assert_int_equal (harness_log_wait (h, from, S_STARTED, WAIT_MS), 0);
-    /* The final file: small, without police.new, court.test suspended.  */
+    /* Once the large file has been read (its cards are being checked), the
+       final one replaces it: small, without police.new, court.test
+       suspended.  */
+    assert_int_equal (harness_log_wait (h, from, S_FILE_READ, WAIT_MS), 0);
     harness_agency (h, "police.new")->status = -1;
     harness_agency (h, "court.test")->status = DIPX_STATUS_SUSPENDED;
     assert_int_equal (harness_write_registry (h), 0);
