@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dipx_error.h"
@@ -236,11 +237,20 @@ dipx_config_parse (dipx_config_t *cfg, const char *text, size_t len, char *err, 
 int
 dipx_config_load (dipx_config_t *cfg, const char *path, char *err, size_t err_size)
 {
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK and a regular file only: a FIFO or a device at the path
+       must not block start-up, or a reload thread that SIGTERM waits for.  */
+    int fd = open (path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         snprintf (err, err_size, "%s: %s", path, strerror (errno));
         return DIPX_E_IO;
     }
+    struct stat st;
+    if (fstat (fd, &st) != 0 || !S_ISREG (st.st_mode)) {
+        close (fd);
+        snprintf (err, err_size, "%s: not a regular file", path);
+        return DIPX_E_IO;
+    }
+    /* Static: one load at a time (start-up, then the one reload thread).  */
     static char buf[DIPX_MAX_CONFIG_BYTES + 1];
     size_t len = 0;
     ssize_t n = 0;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dipx_error.h"
@@ -192,9 +193,15 @@ dipx_policy_load (const char *path, dipx_policy_t **out, int *line)
     *out = NULL;
     if (line)
         *line = 0;
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    /* As the config: never block on a FIFO or a device.  */
+    int fd = open (path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return DIPX_E_IO;
+    struct stat st;
+    if (fstat (fd, &st) != 0 || !S_ISREG (st.st_mode)) {
+        close (fd);
+        return DIPX_E_IO;
+    }
     char *buf = malloc (DIPX_MAX_POLICY_BYTES + 1);
     if (!buf) {
         close (fd);
@@ -203,8 +210,9 @@ dipx_policy_load (const char *path, dipx_policy_t **out, int *line)
     size_t len = 0;
     ssize_t n;
     while (len <= DIPX_MAX_POLICY_BYTES
-           && (n = read (fd, buf + len, DIPX_MAX_POLICY_BYTES + 1 - len)) > 0)
-        len += (size_t) n;
+           && ((n = read (fd, buf + len, DIPX_MAX_POLICY_BYTES + 1 - len)) > 0
+               || (n < 0 && errno == EINTR)))
+        len += n > 0 ? (size_t) n : 0;
     int err = n < 0 ? errno : 0;
     close (fd);
     int rc = err ? DIPX_E_IO : dipx_policy_parse (buf, len, out, line);

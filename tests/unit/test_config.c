@@ -458,6 +458,11 @@ test_load (void **state)
     assert_non_null (strstr (err, "absent.conf"));
     dipx_config_defaults (&cfg);
     assert_int_equal (dipx_config_load (&cfg, tmp->dir, err, sizeof err), DIPX_E_IO);
+    /* A FIFO with no writer: refused at once, not waited on (a reload
+       thread stuck here would hold up SIGTERM).  */
+    assert_int_equal (mkfifo (s_path (tmp, "fifo.conf"), 0600), 0);
+    assert_int_equal (dipx_config_load (&cfg, tmp->path, err, sizeof err), DIPX_E_IO);
+    assert_non_null (strstr (err, "not a regular file"));
 
     /* The three required keys, one missing at a time.  */
     static const char *const missing[][2] = {

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "dipx_error.h"
 #include "dipx_limits.h"
@@ -551,6 +553,16 @@ test_load_errors (void **state)
     p = (dipx_policy_t *) 1;
     assert_int_equal (dipx_policy_load ("/", &p, &line), DIPX_E_IO);
     assert_null (p);
+    /* A FIFO with no writer is refused at once, not waited on.  */
+    char dir[] = "/tmp/dipx-policy-XXXXXX", fifo[64];
+    assert_non_null (mkdtemp (dir));
+    snprintf (fifo, sizeof fifo, "%s/policy.conf", dir);
+    assert_int_equal (mkfifo (fifo, 0600), 0);
+    p = (dipx_policy_t *) 1;
+    assert_int_equal (dipx_policy_load (fifo, &p, &line), DIPX_E_IO);
+    assert_null (p);
+    unlink (fifo);
+    rmdir (dir);
 }
 
 int
