@@ -63,7 +63,8 @@ static const s_key_t s_keys[] = {
     KU (max_deliveries, 1, 1000, "5", true, "deliveries before a message is dead-lettered"),
     KU (auth_audit_per_sec, 1, 100000, "50", true,
         "refused connections and malformed frames audited per second (the rest are counted)"),
-    KU (max_sessions, 1, DIPX_MAX_SESSIONS, "20000", false, "connected agencies with a session at once"),
+    KU (max_sessions, 1, DIPX_MAX_SESSIONS, "20000", false,
+        "connected agencies with a session at once"),
     {"log_level", K_LEVEL, offsetof (dipx_config_t, log_level), 0, 0, "info", true,
      "error, warn, info or debug"},
 };

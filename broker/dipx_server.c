@@ -29,8 +29,9 @@
 
     Sessions: an agency has at most one delivery session, started by HELLO
     (the newest wins) and ended when its connection closes (s_session_free:
-    max_sessions bounds the agencies connected, not those ever seen). Its in-flight set holds the messages delivered and not
-    yet acknowledged, at most `window`; an ACK frees credit. A message not
+    max_sessions bounds the agencies connected, not those ever seen). Its
+    in-flight set holds the messages delivered and not yet acknowledged, at
+    most `window`; an ACK frees credit. A message not
     acknowledged within ack_timeout_ms is delivered again (count + 1), and
     after max_deliveries it moves to the dead-letter store. A new session
     starts with an empty in-flight set, so everything unacknowledged is

@@ -823,9 +823,9 @@ test_audit_by_subject (void **state)
             uint64_t after = 0;
             for (;;) {
                 size_t before = got.n;
-                assert_int_equal (
-                    dipx_store_audit_for_subject (txn, subj[who], after, page, s_subj_collect, &got),
-                    0);
+                int rc = dipx_store_audit_for_subject (txn, subj[who], after, page,
+                                                       s_subj_collect, &got);
+                assert_int_equal (rc, 0);
                 assert_true (got.n - before <= page);
                 if (got.n - before < page)
                     break;
