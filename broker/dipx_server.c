@@ -112,6 +112,7 @@ typedef struct {
     s_session_t *live;    /* the session */
     s_session_t saved;    /* its fields before the turn */
     s_flight_t *flight;   /* copy of its in-flight set */
+    bool created;         /* made by this turn's HELLO: undone by freeing it */
 } s_undo_t;
 
 typedef enum { V_NONE, V_ENVELOPE, V_ACK, V_OUTCOME } s_vkind_t;
@@ -261,6 +262,7 @@ s_touch (dipx_server_t *self, s_session_t *s)
     u->live = s;
     u->saved = *s;
     u->flight = NULL;
+    u->created = false;
     if (s->window) {
         u->flight = malloc (s->window * sizeof *u->flight);
         if (!u->flight)
@@ -280,43 +282,12 @@ s_undo_drop (dipx_server_t *self)
     self->nundo = 0;
 }
 
-/*  Restores every session touched this turn, and the want list to its first
-    keep_want entries. The flight array is resized to the saved window if
-    HELLO changed it.  */
-static void
-s_undo_apply (dipx_server_t *self, size_t keep_want)
-{
-    for (size_t i = self->nundo; i-- > 0;) {
-        s_undo_t *u = &self->undo[i];
-        s_session_t *s = u->live;
-        s_flight_t *flight = s->flight;
-        if (u->saved.window != s->window) {
-            free (flight);
-            flight = u->flight; /* exactly saved.window entries */
-            u->flight = NULL;
-        } else if (u->flight)
-            memcpy (flight, u->flight, u->saved.nflight * sizeof *flight);
-        s_session_t *next = s->next;
-        *s = u->saved;
-        s->flight = flight;
-        s->next = next;
-        s->in_want = false;
-        s->undo_turn = 0;
-    }
-    s_undo_drop (self);
-    /* The want list goes back to what it was before the attempt: sessions
-       added by it are dropped, those already on it stay.  */
-    for (size_t i = 0; i < self->nwant; i++)
-        self->want[i]->in_want = i < keep_want;
-    if (self->nwant > keep_want)
-        self->nwant = keep_want;
-}
-
 /*  Forgets a session whose connection is gone. It holds nothing the store
     does not: its in-flight messages are still queued, and a new session
     (its next HELLO) delivers them again. So the table holds the agencies
-    connected now, not every agency seen since start. Only between jobs (no
-    undo log then), on the loop thread.  */
+    connected now, not every agency seen since start. On the loop thread
+    between jobs (no undo log then), or by the job undoing the turn that
+    made it (no connection bound to it yet).  */
 static void
 s_session_free (dipx_server_t *self, s_session_t *s)
 {
@@ -339,15 +310,54 @@ s_session_free (dipx_server_t *self, s_session_t *s)
     self->nsessions--;
 }
 
+/*  Restores every session touched this turn, and the want list to its first
+    keep_want entries. The flight array is resized to the saved window if
+    HELLO changed it.  */
+static void
+s_undo_apply (dipx_server_t *self, size_t keep_want)
+{
+    for (size_t i = self->nundo; i-- > 0;) {
+        s_undo_t *u = &self->undo[i];
+        s_session_t *s = u->live;
+        if (u->created)
+            continue; /* freed below, once off the want list */
+        s_flight_t *flight = s->flight;
+        if (u->saved.window != s->window) {
+            free (flight);
+            flight = u->flight; /* exactly saved.window entries */
+            u->flight = NULL;
+        } else if (u->flight)
+            memcpy (flight, u->flight, u->saved.nflight * sizeof *flight);
+        s_session_t *next = s->next;
+        *s = u->saved;
+        s->flight = flight;
+        s->next = next;
+        s->in_want = false;
+        s->undo_turn = 0;
+    }
+    /* The want list goes back to what it was before the attempt: sessions
+       added by it are dropped, those already on it stay.  */
+    for (size_t i = 0; i < self->nwant; i++)
+        self->want[i]->in_want = i < keep_want;
+    if (self->nwant > keep_want)
+        self->nwant = keep_want;
+    /* A session this turn made goes with it: kept, it would hold a
+       max_sessions slot that no connection owns.  */
+    for (size_t i = 0; i < self->nundo; i++)
+        if (self->undo[i].created)
+            s_session_free (self, self->undo[i].live);
+    s_undo_drop (self);
+}
+
+
 /*  Connections, as the loop thread knows them from the router's monitor:
     a connection is (descriptor, generation), the generation counting the
     connections accepted on that descriptor. libzmq reports a connection's
     DISCONNECTED before it closes the descriptor, so before the next
-    ACCEPTED on it: the events of a descriptor come in order. A frame's
-    connection is its descriptor (ZMQ_SRCFD) with the generation known when
-    it is read, the monitor having been read first; the connection's
-    ACCEPTED came before its CURVE handshake, whose ZAP request this thread
-    answered, so it has been seen.  */
+    ACCEPTED on it: the events of a descriptor come in order. A frame is
+    tagged with its descriptor (ZMQ_SRCFD) and the generation known when it
+    is read, the monitor read first; the tag is usually right, and
+    s_sessions_bind says when it may not be.  */
 static void
 s_monitor_events (dipx_server_t *self)
 {
@@ -433,22 +443,25 @@ s_sessions_bind (dipx_server_t *self)
             continue;
         if (s->fd >= 0 && self->by_fd[s->fd] == s)
             self->by_fd[s->fd] = NULL;
+        s->fd = -1;
+        /* A frame's tag can be wrong: libzmq hands on a closed peer's last
+           frames after reporting its close (and perhaps another connection
+           on the descriptor), and with two I/O threads a connection's
+           ACCEPTED may follow its first frames. So a session is bound only
+           when the tag is unambiguous; otherwise it stays unbound, and ends
+           when a frame to it finds its connection gone (EHOSTUNREACH: the
+           WELCOME answering this very HELLO, a receipt, a delivery) or at
+           its agency's next HELLO.  */
+        if (it->fd < 0 || s_conn_closed (self, it->fd, it->gen))
+            continue;
+        s_session_t *prev = self->by_fd[it->fd];
+        if (prev && prev != s) {
+            prev->fd = -1;
+            self->by_fd[it->fd] = NULL;
+            continue;
+        }
         s->fd = it->fd;
         s->gen = it->gen;
-        if (it->fd < 0)
-            continue; /* unknown: the session ends at a failed delivery or its next HELLO */
-        if (s_conn_closed (self, it->fd, it->gen)) {
-            s_session_free (self, s);
-            continue;
-        }
-        /* Another session on the descriptor: the older connection has closed.  */
-        s_session_t *prev = self->by_fd[it->fd];
-        if (prev && prev != s && prev->gen > it->gen) {
-            s_session_free (self, s);
-            continue;
-        }
-        if (prev && prev != s)
-            s_session_free (self, prev);
         self->by_fd[it->fd] = s;
     }
 }
@@ -552,7 +565,8 @@ s_out_drop (dipx_server_t *self)
 static int
 s_reply (dipx_server_t *self, s_item_t *it, const dipx_frame_t *f)
 {
-    return s_out_push (self, zmq_msg_data (&it->rid), zmq_msg_size (&it->rid), f, false, NULL, 0);
+    return s_out_push (self, zmq_msg_data (&it->rid), zmq_msg_size (&it->rid), f, false,
+                       it->agency, 0);
 }
 
 static void
@@ -596,7 +610,7 @@ s_receipt (dipx_server_t *self, const char *sender, const uint8_t id[DIPX_ID_BYT
         f.u.receipt.count = count;
         f.present |= DIPX_RECEIPT_HAS_COUNT;
     }
-    return s_out_push (self, s->rid, s->rid_len, &f, false, NULL, 0);
+    return s_out_push (self, s->rid, s->rid_len, &f, false, s->agency, 0);
 }
 
 /*  Audit records written outside a transaction (ZAP decisions, failed
@@ -974,10 +988,10 @@ s_handle_hello (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t now
         s->next = self->buckets[b];
         self->buckets[b] = s;
         self->nsessions++;
-        /* A new, empty session needs no undo: restoring it to "not
-           connected" is what an undo would do.  */
+        /* Undone by freeing it (s_undo_apply).  */
         if ((rc = s_touch (self, s)))
             return rc;
+        self->undo[self->nundo - 1].created = true;
     } else if ((rc = s_touch (self, s)))
         return rc;
     uint32_t window = (uint32_t) it->f.u.hello.window;
@@ -1481,21 +1495,22 @@ s_send_out (dipx_server_t *self, uint64_t now)
         if (zmq_send (self->router, o->rid, o->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0
             || zmq_send (self->router, s_out_data (o), o->len, ZMQ_DONTWAIT) < 0) {
             int err = zmq_errno ();
+            /* The agency's connection is gone (EHOSTUNREACH, thanks to
+               ZMQ_ROUTER_MANDATORY: a session on it ends, which is what ends
+               one whose close the monitor could not match) or full (EAGAIN:
+               deliveries stop until the agency says HELLO again).  */
+            s_session_t *s = o->agency[0] ? s_session_find (self, o->agency) : NULL;
+            if (s && s->rid_len == o->rid_len && memcmp (s->rid, o->rid, o->rid_len) == 0) {
+                if (err == EHOSTUNREACH)
+                    s_session_free (self, s);
+                else if (o->deliver)
+                    s->rid_len = 0;
+            }
             if (!o->deliver) {
                 dipx_log_debug ("reply not sent: %s", zmq_strerror (err));
                 continue;
             }
-            /* The recipient's connection is gone (EHOSTUNREACH, thanks to
-               ZMQ_ROUTER_MANDATORY: its session ends) or full (EAGAIN): the
-               message stays queued until the agency says HELLO again, and
-               the miss is audited.  */
-            s_session_t *s = s_session_find (self, o->agency);
-            if (s && s->rid_len == o->rid_len && memcmp (s->rid, o->rid, o->rid_len) == 0) {
-                if (err == EHOSTUNREACH)
-                    s_session_free (self, s);
-                else
-                    s->rid_len = 0;
-            }
+            /* A delivery stays queued, and the miss is audited.  */
             dipx_audit_t rec;
             dipx_audit_init (&rec, DIPX_AUDIT_UNDELIVERABLE, now);
             snprintf (rec.to, sizeof rec.to, "%s", o->agency);
@@ -2113,6 +2128,10 @@ dipx_server_destroy (dipx_server_t **self_p)
         s_items_close (self->ready, &self->nready);
     s_out_drop (self);
     s_undo_drop (self);
+    /* Stop the events before closing their reader: an I/O thread sends them
+       blocking.  */
+    if (self->router && self->monitor)
+        zmq_socket_monitor (self->router, NULL, 0);
     if (self->monitor)
         zmq_close (self->monitor);
     if (self->router)

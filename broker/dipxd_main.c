@@ -63,7 +63,7 @@ s_usage (void)
 static int
 s_parse_u64 (const char *text, uint64_t *out)
 {
-    if (!text[0] || text[0] == '-' || text[0] == '+')
+    if (text[0] < '0' || text[0] > '9') /* strtoull would take " -5" */
         return DIPX_E_SYNTAX;
     char *end;
     errno = 0;
@@ -198,7 +198,7 @@ s_audit (int argc, char **argv)
         rc = dipx_store_audit_for_id (txn, id, SIZE_MAX, s_audit_print, &out);
     } else {
         uint64_t last = dipx_store_audit_last (txn);
-        for (uint64_t seq = out.after + 1; seq <= last && rc == 0; seq++) {
+        for (uint64_t seq = out.after + 1; out.after < last && seq <= last && rc == 0; seq++) {
             dipx_audit_t rec;
             rc = dipx_store_audit_get (txn, seq, &rec);
             if (rc == 0)

@@ -36,4 +36,5 @@ endfunction()
 dipx_fi_tests(test_fi_alloc CASES test_startup test_paths test_bursts DEPENDS dipxd_fi)
 dipx_fi_tests(test_fi_io CASES test_eio_data_transient test_eio_data_persistent
   test_eio_sync_transient test_eio_sync_persistent test_enospc_data_transient
-  test_enospc_data_persistent test_eio_meta_transient test_hello_retried DEPENDS dipx_fi_io)
+  test_enospc_data_persistent test_eio_meta_transient test_hello_retried
+  test_failed_hello_leaves_no_session DEPENDS dipx_fi_io)

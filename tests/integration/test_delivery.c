@@ -608,6 +608,10 @@ test_audit_query_cli (void **state)
     assert_int_equal (s_audit_lines (h, "--subject 00", lines, 64, &n), 2);
     assert_int_equal (s_audit_lines (h, "--since yesterday", lines, 64, &n), 2);
     assert_int_equal (s_audit_lines (h, "--since 10 --until 5", lines, 64, &n), 2);
+    assert_int_equal (s_audit_lines (h, "--after ' -5'", lines, 64, &n), 2);
+    /* Nothing comes after the largest sequence number.  */
+    assert_int_equal (s_audit_lines (h, "--after 18446744073709551615", lines, 64, &n), 0);
+    assert_int_equal (n, 0);
     snprintf (args, sizeof args, "--subject %s --subject %s", hex, hex);
     assert_int_equal (s_audit_lines (h, args, lines, 64, &n), 2);
     dipx_client_destroy (&police);

@@ -36,7 +36,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <zmq.h>
+
 #include "dipx_envelope.h"
+#include "dipx_frame.h"
+#include "dipx_registry.h"
 #include "fi_ledger.h"
 
 #define ANSWER_MS 5000
@@ -235,6 +239,47 @@ test_hello_retried (void **state)
     harness_fini (h);
 }
 
+/*  A session made by a HELLO whose turn could not be committed goes with
+    the turn: the agency, gone without asking again, holds no max_sessions
+    slot, so another agency gets the last one.  */
+static void
+test_failed_hello_leaves_no_session (void **state)
+{
+    (void) state;
+    harness_t *h = fi_harness ("max_sessions = 2");
+    assert_non_null (harness_add (h, "court.test", DIPX_AGENCY_COURT, DIPX_STATUS_ACTIVE));
+    const char *arm = s_start_shim (h, "errno=EIO,ops=data,count=3");
+    dipx_client_t *police;
+    assert_int_equal (harness_client (h, "police.test", 16, &police), 0);
+    assert_int_equal (dipx_client_wait_ready (police, 20000), 0);
+    s_arm (arm);
+    /* A raw connection says HELLO once, gets the turn's error, and leaves.  */
+    void *ctx = zmq_ctx_new ();
+    void *raw = harness_raw (h, ctx, "cjit.test");
+    assert_non_null (raw);
+    dipx_frame_t f = {.cmd = DIPX_CMD_HELLO};
+    f.u.hello.window = 8;
+    uint8_t *out, buf[512];
+    size_t out_len;
+    assert_int_equal (dipx_frame_encode (&f, &out, &out_len), 0);
+    assert_int_equal (zmq_send (raw, out, out_len, 0), (int) out_len);
+    free (out);
+    int n = harness_raw_recv (raw, buf, sizeof buf, 20000);
+    assert_true (n > 0);
+    assert_int_equal (dipx_frame_decode (buf, (size_t) n, &f), 0);
+    assert_int_equal (f.cmd, DIPX_CMD_ERROR);
+    assert_int_equal (f.u.error.code, (uint64_t) -DIPX_E_STORAGE);
+    zmq_close (raw);
+    zmq_ctx_term (ctx);
+    dipx_client_t *court;
+    assert_int_equal (harness_client (h, "court.test", 0, &court), 0);
+    assert_int_equal (dipx_client_wait_ready (court, 20000), 0);
+    dipx_client_destroy (&court);
+    dipx_client_destroy (&police);
+    assert_int_equal (WEXITSTATUS (harness_stop (h, SIGTERM)), 0);
+    harness_fini (h);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -251,6 +296,7 @@ main (int argc, char **argv)
         cmocka_unit_test (test_enospc_data_persistent),
         cmocka_unit_test (test_eio_meta_transient),
         cmocka_unit_test (test_hello_retried),
+        cmocka_unit_test (test_failed_hello_leaves_no_session),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
