@@ -446,14 +446,21 @@ s_sessions_bind (dipx_server_t *self)
         s->fd = -1;
         /* A frame's tag can be wrong: libzmq hands on a closed peer's last
            frames after reporting its close (and perhaps another connection
-           on the descriptor), and with two I/O threads a connection's
-           ACCEPTED may follow its first frames. So a session is bound only
-           when the tag is unambiguous; otherwise it stays unbound, and ends
-           when a frame to it finds its connection gone (EHOSTUNREACH: the
-           WELCOME answering this very HELLO, a receipt, a delivery) or at
-           its agency's next HELLO.  */
-        if (it->fd < 0 || s_conn_closed (self, it->fd, it->gen))
+           on the descriptor: the tag is then too new), and with two I/O
+           threads a connection's ACCEPTED may follow its first frames (too
+           old). A closed tag that is still the descriptor's newest
+           connection is this frame's or an older one, closed either way: the
+           session ends. Otherwise a session is bound only when the tag is
+           unambiguous, or stays unbound, and ends when a frame to it finds
+           its connection gone (EHOSTUNREACH: the WELCOME answering this very
+           HELLO, a receipt, a delivery) or at its agency's next HELLO.  */
+        if (it->fd < 0)
             continue;
+        if (s_conn_closed (self, it->fd, it->gen)) {
+            if (self->fd_gen[it->fd] == it->gen)
+                s_session_free (self, s);
+            continue;
+        }
         s_session_t *prev = self->by_fd[it->fd];
         if (prev && prev != s) {
             prev->fd = -1;
