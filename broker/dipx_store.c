@@ -1049,9 +1049,9 @@ s_offer_message (dipx_txn_t *t, MDB_cursor *hist, MDB_cursor *ids, const dipx_au
         if (h->n == h->cap && st.aseq >= h->v[0])
             break;
         dipx_audit_t rec;
-        if (st.aseq > after && st.aseq != acc->seq && (rc = s_audit_indexed (t, st.aseq, &rec)) == 0
-            && !(rec.present & DIPX_AU_SUBJ) && (rec.present & DIPX_AU_MSG_SEQ)
-            && rec.msg_seq == acc->msg_seq)
+        if (st.aseq > after && st.aseq != acc->seq
+            && (rc = s_audit_indexed (t, st.aseq, &rec)) == 0 && !(rec.present & DIPX_AU_SUBJ)
+            && (rec.present & DIPX_AU_MSG_SEQ) && rec.msg_seq == acc->msg_seq)
             s_seqheap_offer (h, st.aseq);
         if (rc == 0)
             rc = s_aud_stream_step (&st, MDB_NEXT, &k);
