@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,6 +388,31 @@ harness_ready_client (harness_t *h, const char *id, uint32_t window, int timeout
     if (dipx_client_wait_ready (c, timeout_ms) != 0)
         dipx_client_destroy (&c);
     return c;
+}
+
+int
+harness_round_trip (dipx_client_t *from, dipx_client_t *to, const char *to_id, int timeout_ms)
+{
+    uint8_t subject[DIPX_SUBJECT_BYTES] = {1}, body[64];
+    randombytes_buf (body, sizeof body);
+    dipx_send_t m = harness_dt1 (to_id, subject);
+    dipx_result_t r;
+    dipx_message_t *msg = NULL;
+    const char *failed = NULL;
+    if (dipx_client_send (from, &m, body, sizeof body, timeout_ms, &r) != 0)
+        failed = "send";
+    else if (dipx_client_recv (to, timeout_ms, &msg) != 0)
+        failed = "receive";
+    else if (memcmp (dipx_message_id (msg), r.id, DIPX_MESSAGE_ID_BYTES) != 0
+             || dipx_message_body_len (msg) != sizeof body
+             || memcmp (dipx_message_body (msg), body, sizeof body) != 0)
+        failed = "the message received";
+    else if (dipx_client_ack (to, msg) != 0)
+        failed = "ack";
+    dipx_message_destroy (&msg);
+    if (failed)
+        fprintf (stderr, "harness: round trip to %s: %s failed\n", to_id, failed);
+    return failed ? -1 : 0;
 }
 
 int

@@ -132,4 +132,10 @@ int harness_log_wait (const harness_t *h, long from, const char *needle, int tim
     and a cjit client with window 16. 0 or -1.  */
 int harness_start_pair (harness_t *h, dipx_client_t **police, dipx_client_t **cjit);
 
+/*  One round trip: from sends a random 64-byte drug_test_result to to_id,
+    whose client to receives it (same id, same body) and acknowledges it.
+    0, or -1 with the failed step on stderr.  */
+int harness_round_trip (dipx_client_t *from, dipx_client_t *to, const char *to_id,
+                        int timeout_ms);
+
 #endif

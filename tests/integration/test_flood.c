@@ -476,17 +476,7 @@ s_flood_destroy (s_flood_t **fl_p)
 static void
 s_round_trip (dipx_client_t *from)
 {
-    uint8_t subject[DIPX_SUBJECT_BYTES] = {5}, body[64];
-    randombytes_buf (body, sizeof body);
-    dipx_send_t m = harness_dt1 ("cjit.test", subject);
-    dipx_result_t r;
-    assert_int_equal (dipx_client_send (from, &m, body, sizeof body, WAIT_MS, &r), 0);
-    dipx_message_t *msg = NULL;
-    assert_int_equal (dipx_client_recv (s_cjit, WAIT_MS, &msg), 0);
-    assert_memory_equal (dipx_message_id (msg), r.id, DIPX_MESSAGE_ID_BYTES);
-    assert_memory_equal (dipx_message_body (msg), body, sizeof body);
-    assert_int_equal (dipx_client_ack (s_cjit, msg), 0);
-    dipx_message_destroy (&msg);
+    assert_int_equal (harness_round_trip (from, s_cjit, "cjit.test", WAIT_MS), 0);
 }
 
 /*  Waits until the broker holds at most `fds` descriptors: it has let go of

@@ -125,6 +125,17 @@ s_write_large_registry (harness_t *h)
     assert_int_equal (rename (tmp, h->registry), 0);
 }
 
+/*  Writes the large registry and sends SIGHUP; returns the log offset from
+    before the signal.  */
+static long
+s_hup_large (harness_t *h)
+{
+    s_write_large_registry (h);
+    long from = harness_log_size (h);
+    assert_int_equal (kill (h->pid, SIGHUP), 0);
+    return from;
+}
+
 /*  The number in the last "reloaded: registry N agencies" line after from.  */
 static int
 s_reloaded_agencies (harness_t *h, long from)
@@ -175,17 +186,7 @@ s_teardown (void **state)
 static void
 s_round_trip (dipx_client_t *police, dipx_client_t *cjit)
 {
-    uint8_t body[256];
-    randombytes_buf (body, sizeof body);
-    dipx_send_t m = harness_dt1 ("cjit.test", s_subject);
-    dipx_result_t r;
-    assert_int_equal (dipx_client_send (police, &m, body, sizeof body, WAIT_MS, &r), 0);
-    dipx_message_t *msg = NULL;
-    assert_int_equal (dipx_client_recv (cjit, WAIT_MS, &msg), 0);
-    assert_memory_equal (dipx_message_id (msg), r.id, DIPX_MESSAGE_ID_BYTES);
-    assert_memory_equal (dipx_message_body (msg), body, sizeof body);
-    assert_int_equal (dipx_client_ack (cjit, msg), 0);
-    dipx_message_destroy (&msg);
+    assert_int_equal (harness_round_trip (police, cjit, "cjit.test", WAIT_MS), 0);
 }
 
 /*  An agency's connection is refused by the ZAP handler.  */
@@ -214,9 +215,7 @@ test_serves_during_reload (void **state)
 
     harness_agency (h, "police.new")->status = DIPX_STATUS_ACTIVE;
     harness_agency (h, "court.test")->status = -1; /* dropped from the file */
-    s_write_large_registry (h);
-    long from = harness_log_size (h);
-    assert_int_equal (kill (h->pid, SIGHUP), 0);
+    long from = s_hup_large (h);
 
     /* Round trips until one has completed with the reload under way, i.e.
        after it started and before it was swapped in. The first normally
@@ -276,9 +275,7 @@ test_sighup_during_reload (void **state)
 {
     harness_t *h = *state;
     harness_agency (h, "police.new")->status = DIPX_STATUS_ACTIVE;
-    s_write_large_registry (h);
-    long from = harness_log_size (h);
-    assert_int_equal (kill (h->pid, SIGHUP), 0);
+    long from = s_hup_large (h);
     /* Once the large file has been read (its cards are being checked), the
        final one replaces it: small, without police.new, court.test
        suspended.  */
@@ -355,9 +352,7 @@ test_stop_during_reload (void **state)
 {
     harness_t *h = *state;
     harness_agency (h, "police.new")->status = DIPX_STATUS_ACTIVE;
-    s_write_large_registry (h);
-    long from = harness_log_size (h);
-    assert_int_equal (kill (h->pid, SIGHUP), 0);
+    long from = s_hup_large (h);
     assert_int_equal (harness_log_wait (h, from, S_STARTED, WAIT_MS), 0);
     int st = harness_stop (h, SIGTERM);
     if (!WIFEXITED (st) || WEXITSTATUS (st) != 0)

@@ -109,17 +109,7 @@ s_input (int stage, uint8_t *buf, size_t cap)
 static void
 s_round_trip (void)
 {
-    uint8_t subject[DIPX_SUBJECT_BYTES] = {1}, body[64];
-    randombytes_buf (body, sizeof body);
-    dipx_send_t m = harness_dt1 ("cjit.test", subject);
-    dipx_result_t r;
-    assert_int_equal (dipx_client_send (s_police, &m, body, sizeof body, WAIT_MS, &r), 0);
-    dipx_message_t *msg = NULL;
-    assert_int_equal (dipx_client_recv (s_cjit, WAIT_MS, &msg), 0);
-    assert_memory_equal (dipx_message_id (msg), r.id, DIPX_MESSAGE_ID_BYTES);
-    assert_memory_equal (dipx_message_body (msg), body, sizeof body);
-    assert_int_equal (dipx_client_ack (s_cjit, msg), 0);
-    dipx_message_destroy (&msg);
+    assert_int_equal (harness_round_trip (s_police, s_cjit, "cjit.test", WAIT_MS), 0);
 }
 
 static int
