@@ -19,8 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
+#include "testutil.h"
 #include "dipx_error.h"
 #include "dipx_limits.h"
 #include "dipx_policy.h"
@@ -554,15 +554,14 @@ test_load_errors (void **state)
     assert_int_equal (dipx_policy_load ("/", &p, &line), DIPX_E_IO);
     assert_null (p);
     /* A FIFO with no writer is refused at once, not waited on.  */
-    char dir[] = "/tmp/dipx-policy-XXXXXX", fifo[64];
-    assert_non_null (mkdtemp (dir));
+    char dir[256], fifo[300];
+    assert_int_equal (dipx_test_mkdtemp (dir, sizeof dir, "dipx-policy"), 0);
     snprintf (fifo, sizeof fifo, "%s/policy.conf", dir);
     assert_int_equal (mkfifo (fifo, 0600), 0);
     p = (dipx_policy_t *) 1;
     assert_int_equal (dipx_policy_load (fifo, &p, &line), DIPX_E_IO);
     assert_null (p);
-    unlink (fifo);
-    rmdir (dir);
+    dipx_test_rmtree (dir);
 }
 
 int

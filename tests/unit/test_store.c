@@ -720,6 +720,51 @@ s_subj_collect (const dipx_audit_t *rec, void *arg)
     return 0;
 }
 
+/*  Writes rec: event at `at` with a header's routing facts, and the
+    message's seq unless 0.  */
+static void
+s_put (dipx_txn_t *txn, dipx_audit_t *rec, int event, uint64_t at, const dipx_header_t *h,
+       uint64_t msg_seq)
+{
+    dipx_audit_init (rec, event, at);
+    dipx_audit_set_header (rec, h);
+    if (msg_seq) {
+        rec->msg_seq = msg_seq;
+        rec->present |= DIPX_AU_MSG_SEQ;
+    }
+    assert_int_equal (dipx_store_audit (txn, rec), 0);
+}
+
+/*  Writes rec: event at `at` with only a message's id and seq (as an ACK's
+    record has: no subject).  */
+static void
+s_put_id (dipx_txn_t *txn, dipx_audit_t *rec, int event, uint64_t at, const uint8_t *id,
+          uint64_t msg_seq)
+{
+    dipx_audit_init (rec, event, at);
+    memcpy (rec->id, id, DIPX_ID_BYTES);
+    rec->msg_seq = msg_seq;
+    rec->present |= DIPX_AU_ID | DIPX_AU_MSG_SEQ;
+    assert_int_equal (dipx_store_audit (txn, rec), 0);
+}
+
+/*  Every record about subj, asked for page records at a time, each page
+    after the last seq of the one before, until a page is not full.  */
+static void
+s_subject_pages (dipx_txn_t *txn, const uint8_t *subj, size_t page, s_subj_seen_t *out)
+{
+    uint64_t after = 0;
+    size_t before;
+    do {
+        before = out->n;
+        assert_int_equal (
+            dipx_store_audit_for_subject (txn, subj, after, page, s_subj_collect, out), 0);
+        assert_true (out->n - before <= page);
+        if (out->n)
+            after = out->seqs[out->n - 1];
+    } while (out->n - before == page);
+}
+
 /*  Writes rec and notes, in about[], which subject (index, or -1) it is about.  */
 static void
 s_audit_about (dipx_txn_t *txn, dipx_audit_t *rec, int subject, int *about, size_t cap)
@@ -820,17 +865,7 @@ test_audit_by_subject (void **state)
         assert_true (want.n > 0);
         for (size_t page = 1; page <= 9; page += 2) {
             s_subj_seen_t got = {.n = 0};
-            uint64_t after = 0;
-            for (;;) {
-                size_t before = got.n;
-                int rc = dipx_store_audit_for_subject (txn, subj[who], after, page,
-                                                       s_subj_collect, &got);
-                assert_int_equal (rc, 0);
-                assert_true (got.n - before <= page);
-                if (got.n - before < page)
-                    break;
-                after = got.seqs[got.n - 1];
-            }
+            s_subject_pages (txn, subj[who], page, &got);
             assert_int_equal (got.n, want.n);
             assert_memory_equal (got.seqs, want.seqs, want.n * sizeof want.seqs[0]);
         }
@@ -876,38 +911,16 @@ test_audit_by_subject_old (void **state)
     memcpy (clash.env.h.id, m.env.h.id, DIPX_ID_BYTES); /* the decoded header only */
     dipx_txn_t *txn = s_begin (fx->store);
     dipx_audit_t acc, del, refused, ack;
-    dipx_audit_init (&acc, DIPX_AUDIT_ACCEPTED, T0);
-    dipx_audit_set_header (&acc, &m.env.h);
-    acc.msg_seq = 777;
-    acc.present |= DIPX_AU_MSG_SEQ;
-    assert_int_equal (dipx_store_audit (txn, &acc), 0);
-    dipx_audit_init (&del, DIPX_AUDIT_DELIVERED, T0 + 1);
-    dipx_audit_set_header (&del, &m.env.h);
-    del.msg_seq = 777;
-    del.present |= DIPX_AU_MSG_SEQ;
-    assert_int_equal (dipx_store_audit (txn, &del), 0);
-    dipx_audit_init (&refused, DIPX_AUDIT_REFUSED, T0 + 2);
-    dipx_audit_set_header (&refused, &clash.env.h);
-    assert_int_equal (dipx_store_audit (txn, &refused), 0);
-    dipx_audit_init (&ack, DIPX_AUDIT_ACKED, T0 + 3);
-    memcpy (ack.id, m.env.h.id, DIPX_ID_BYTES);
-    ack.msg_seq = 777;
-    ack.present |= DIPX_AU_ID | DIPX_AU_MSG_SEQ;
-    assert_int_equal (dipx_store_audit (txn, &ack), 0);
+    s_put (txn, &acc, DIPX_AUDIT_ACCEPTED, T0, &m.env.h, 777);
+    s_put (txn, &del, DIPX_AUDIT_DELIVERED, T0 + 1, &m.env.h, 777);
+    s_put (txn, &refused, DIPX_AUDIT_REFUSED, T0 + 2, &clash.env.h, 0);
+    s_put_id (txn, &ack, DIPX_AUDIT_ACKED, T0 + 3, m.env.h.id, 777);
     s_commit (&txn);
 
     txn = s_begin_read (fx->store);
     for (size_t page = 1; page <= 4; page++) {
         s_subj_seen_t got = {.n = 0};
-        uint64_t after = 0;
-        size_t before;
-        do {
-            before = got.n;
-            assert_int_equal (
-                dipx_store_audit_for_subject (txn, subj, after, page, s_subj_collect, &got), 0);
-            if (got.n)
-                after = got.seqs[got.n - 1];
-        } while (got.n - before == page);
+        s_subject_pages (txn, subj, page, &got);
         assert_int_equal (got.n, 3);
         assert_int_equal (got.seqs[0], acc.seq);
         assert_int_equal (got.seqs[1], del.seq);
@@ -934,40 +947,16 @@ test_audit_by_subject_old (void **state)
     s_make_full (&mixed, RCPT, 10, T0, T0 + HOUR, third);
     txn = s_begin (fx->store);
     dipx_audit_t macc, miss, mdel, mack;
-    dipx_audit_init (&macc, DIPX_AUDIT_ACCEPTED, T0 + 4);
-    dipx_audit_set_header (&macc, &mixed.env.h);
-    macc.msg_seq = 1;
-    macc.present |= DIPX_AU_MSG_SEQ;
-    assert_int_equal (dipx_store_audit (txn, &macc), 0);
-    dipx_audit_init (&miss, DIPX_AUDIT_UNDELIVERABLE, T0 + 5);
-    memcpy (miss.id, mixed.env.h.id, DIPX_ID_BYTES);
-    miss.msg_seq = 1;
-    miss.present |= DIPX_AU_ID | DIPX_AU_MSG_SEQ;
-    assert_int_equal (dipx_store_audit (txn, &miss), 0);
+    s_put (txn, &macc, DIPX_AUDIT_ACCEPTED, T0 + 4, &mixed.env.h, 1);
+    s_put_id (txn, &miss, DIPX_AUDIT_UNDELIVERABLE, T0 + 5, mixed.env.h.id, 1);
     assert_int_equal (s_enqueue (txn, &mixed, T0 + 6), 1);
-    dipx_audit_init (&mdel, DIPX_AUDIT_DELIVERED, T0 + 6);
-    dipx_audit_set_header (&mdel, &mixed.env.h);
-    mdel.msg_seq = 1;
-    mdel.present |= DIPX_AU_MSG_SEQ;
-    assert_int_equal (dipx_store_audit (txn, &mdel), 0);
-    dipx_audit_init (&mack, DIPX_AUDIT_ACKED, T0 + 7);
-    memcpy (mack.id, mixed.env.h.id, DIPX_ID_BYTES);
-    mack.msg_seq = 1;
-    mack.present |= DIPX_AU_ID | DIPX_AU_MSG_SEQ;
-    assert_int_equal (dipx_store_audit (txn, &mack), 0);
+    s_put (txn, &mdel, DIPX_AUDIT_DELIVERED, T0 + 6, &mixed.env.h, 1);
+    s_put_id (txn, &mack, DIPX_AUDIT_ACKED, T0 + 7, mixed.env.h.id, 1);
     s_commit (&txn);
     txn = s_begin_read (fx->store);
     for (size_t page = 1; page <= 5; page++) {
         s_subj_seen_t all = {.n = 0};
-        uint64_t after = 0;
-        size_t before;
-        do {
-            before = all.n;
-            assert_int_equal (
-                dipx_store_audit_for_subject (txn, third, after, page, s_subj_collect, &all), 0);
-            if (all.n)
-                after = all.seqs[all.n - 1];
-        } while (all.n - before == page);
+        s_subject_pages (txn, third, page, &all);
         assert_int_equal (all.n, 4);
         uint64_t want[4] = {macc.seq, miss.seq, mdel.seq, mack.seq};
         assert_memory_equal (all.seqs, want, sizeof want);
