@@ -4,9 +4,26 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+
+const char *bench_prog = "bench";
+bool bench_quiet;
+
+void
+bench_say (const char *fmt, ...)
+{
+    if (bench_quiet)
+        return;
+    va_list ap;
+    va_start (ap, fmt);
+    fprintf (stderr, "%s: ", bench_prog);
+    vfprintf (stderr, fmt, ap);
+    fputc ('\n', stderr);
+    va_end (ap);
+}
 
 uint64_t
 bench_now_ns (void)

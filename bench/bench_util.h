@@ -3,8 +3,14 @@
 #ifndef DIPX_BENCH_UTIL_H_INCLUDED
 #define DIPX_BENCH_UTIL_H_INCLUDED
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/*  Progress lines: "<bench_prog>: <text>" on stderr, none when bench_quiet.  */
+extern const char *bench_prog;
+extern bool bench_quiet;
+void bench_say (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 
 /*  CLOCK_MONOTONIC in nanoseconds.  */
 uint64_t bench_now_ns (void);

@@ -206,23 +206,6 @@ s_get_le (const uint8_t *p, int n)
     return v;
 }
 
-static bool s_quiet;
-
-static void s_say (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
-
-static void
-s_say (const char *fmt, ...)
-{
-    if (s_quiet)
-        return;
-    va_list ap;
-    va_start (ap, fmt);
-    fprintf (stderr, "dipx-bench: ");
-    vfprintf (stderr, fmt, ap);
-    fputc ('\n', stderr);
-    va_end (ap);
-}
-
 /*  A DIP custody flow: police -> cjit, drug test on arrest, statute.  */
 static dipx_send_t
 s_message (const char *to, const uint8_t *subject)
@@ -1519,7 +1502,7 @@ s_prequeue (const s_where_t *w, uint64_t count, size_t payload, s_prequeue_t *pq
             rc = 0;
         if (s_now_s () - last > 5) {
             last = s_now_s ();
-            s_say ("prequeue: %" PRIu64 " of %" PRIu64, answered, count);
+            bench_say ("prequeue: %" PRIu64 " of %" PRIu64, answered, count);
         }
     }
     pq->secs = s_now_s () - t0;
@@ -1812,7 +1795,8 @@ main (int argc, char **argv)
     s_opts_t o;
     if (s_parse (argc, argv, &o) != 0)
         return 2;
-    s_quiet = o.quiet;
+    bench_prog = "dipx-bench";
+    bench_quiet = o.quiet;
     if (sodium_init () < 0)
         return 1;
     if (o.make_ids)
@@ -1870,7 +1854,7 @@ main (int argc, char **argv)
             rc = dipx_fixture_add (fx, S_SINK_ID, DIPX_AGENCY_CJIT, both);
         size_t idle_first = dipx_fixture_size (fx);
         if (o.idle)
-            s_say ("generating %d idle agencies", o.idle);
+            bench_say ("generating %d idle agencies", o.idle);
         for (int k = 0; rc >= 0 && k < o.idle; k++) {
             snprintf (id, sizeof id, "cjit.idle.%d", k + 1);
             rc = dipx_fixture_add (fx, id, DIPX_AGENCY_CJIT, 0);
@@ -1884,7 +1868,7 @@ main (int argc, char **argv)
             return 1;
         }
         rc = 0;
-        s_say ("broker %d ready in %.3f s at %s (dir %s)", (int) dipx_fixture_pid (fx), ready_s,
+        bench_say ("broker %d ready in %.3f s at %s (dir %s)", (int) dipx_fixture_pid (fx), ready_s,
                dipx_fixture_endpoint (fx), dipx_fixture_dir (fx));
         w.endpoint = dipx_fixture_endpoint (fx);
         w.broker_key = dipx_fixture_broker_key (fx);
@@ -1898,7 +1882,7 @@ main (int argc, char **argv)
             idf.requested = o.idle;
             idf.rss_before_kb = s_proc_kb (broker, "VmRSS");
             s_idle_report_t rep;
-            s_say ("connecting %d idle agencies", o.idle);
+            bench_say ("connecting %d idle agencies", o.idle);
             if (s_idle_start (fx, idle_first, o.idle, o.idle_window, o.idle_wave, o.idle_per_helper,
                               o.idle_heartbeat, &idle, &rep) != 0)
                 fprintf (stderr, "dipx-bench: cannot start the idle helpers\n");
@@ -1912,7 +1896,7 @@ main (int argc, char **argv)
             double c0 = s_proc_cpu (broker), h0 = s_now_s ();
             s_sleep_ns (S_IDLE_HOLD_NS);
             idf.hold_cpu_cores = (s_proc_cpu (broker) - c0) / (s_now_s () - h0);
-            s_say ("%d idle agencies connected in %.1f s (%d failed)", rep.connected, rep.secs,
+            bench_say ("%d idle agencies connected in %.1f s (%d failed)", rep.connected, rep.secs,
                    rep.failed);
             char from[DIPX_MAX_AGENCY_ID + 1], to[DIPX_MAX_AGENCY_ID + 1];
             s_sender_id (0, from, sizeof from);
@@ -1936,7 +1920,7 @@ main (int argc, char **argv)
         dipx_client_destroy (&c);
     }
     if (rc == 0 && o.prequeue) {
-        s_say ("prequeueing %" PRIu64 " messages to %s", o.prequeue, S_SINK_ID);
+        bench_say ("prequeueing %" PRIu64 " messages to %s", o.prequeue, S_SINK_ID);
         pq.mdb_before = s_mdb_size (data_dir);
         rc = s_prequeue (&w, o.prequeue, o.payload, &pq);
         pq.mdb_after = s_mdb_size (data_dir);
@@ -1946,7 +1930,7 @@ main (int argc, char **argv)
             fprintf (stderr, "dipx-bench: prequeue: %s\n", dipx_strerror (rc));
     }
     if (rc == 0 && (o.messages || o.seconds > 0)) {
-        s_say ("running: %s, %" PRIu64 " messages%s", o.mode == S_REPLAY ? "replay" : "live",
+        bench_say ("running: %s, %" PRIu64 " messages%s", o.mode == S_REPLAY ? "replay" : "live",
                o.messages, o.seconds > 0 ? " or until the deadline" : "");
         rc = s_run (&o, &w, broker, data_dir, &f);
         ran = f.accepted > 0;
@@ -1955,7 +1939,7 @@ main (int argc, char **argv)
     }
     s_idle_stop (&idle);
     if (rc == 0 && o.restart && fx) {
-        s_say ("restarting the broker");
+        bench_say ("restarting the broker");
         rc = s_restart (&o, fx, &w, pq.count, &rs);
         if (rc)
             fprintf (stderr, "dipx-bench: restart: %s\n", dipx_strerror (rc));

@@ -84,21 +84,6 @@ typedef struct {
     double open_cold_ms;   /* mean store open time before a cold query */
 } s_result_t;
 
-static bool s_quiet;
-
-static void __attribute__ ((format (printf, 1, 2)))
-s_say (const char *fmt, ...)
-{
-    if (s_quiet)
-        return;
-    va_list ap;
-    va_start (ap, fmt);
-    fprintf (stderr, "dipx-bench-audit: ");
-    vfprintf (stderr, fmt, ap);
-    fputc ('\n', stderr);
-    va_end (ap);
-}
-
 /*  Subject k's reference: what an agency's keyed hash would give.  */
 static void
 s_subject (uint64_t k, uint8_t out[DIPX_SUBJ_BYTES])
@@ -277,7 +262,7 @@ s_fill (dipx_store_t *store, uint64_t entries, uint64_t nsubj, uint64_t total_ms
         uint64_t t = bench_now_ns ();
         if (t - said > 5000000000ull) {
             said = t;
-            s_say ("filled %" PRIu64 " of %" PRIu64 " entries (%.0f/s)", last, entries,
+            bench_say ("filled %" PRIu64 " of %" PRIu64 " entries (%.0f/s)", last, entries,
                    (double) last / ((double) (t - t0) / 1e9));
         }
     }
@@ -357,14 +342,21 @@ s_check (const uint32_t *counts, uint64_t k, uint64_t got)
     return DIPX_E_CORRUPT;
 }
 
+/*  The log's file, opened for reading: a descriptor or -1.  */
+static int
+s_open_log (const char *dir)
+{
+    char path[1200];
+    snprintf (path, sizeof path, "%s/data.mdb", dir);
+    return open (path, O_RDONLY | O_CLOEXEC);
+}
+
 /*  Drops data.mdb's pages from the page cache (the store must be closed:
     mapped pages stay).  */
 static int
 s_drop_cache (const char *dir)
 {
-    char path[1200];
-    snprintf (path, sizeof path, "%s/data.mdb", dir);
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    int fd = s_open_log (dir);
     if (fd < 0)
         return DIPX_E_IO;
     int rc = posix_fadvise (fd, 0, 0, POSIX_FADV_DONTNEED);
@@ -377,9 +369,7 @@ s_drop_cache (const char *dir)
 static int
 s_warm_up (const char *dir)
 {
-    char path[1200];
-    snprintf (path, sizeof path, "%s/data.mdb", dir);
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    int fd = s_open_log (dir);
     if (fd < 0)
         return DIPX_E_IO;
     posix_fadvise (fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -607,7 +597,8 @@ main (int argc, char **argv)
         return s_usage ();
     if (sodium_init () < 0)
         return 1;
-    s_quiet = o.quiet;
+    bench_prog = "dipx-bench-audit";
+    bench_quiet = o.quiet;
     char tmp[] = "/tmp/dipx-bench-audit.XXXXXX";
     const char *dir = o.data;
     if (!dir && !(dir = mkdtemp (tmp))) {
@@ -639,7 +630,7 @@ main (int argc, char **argv)
         counts = calloc (r.subjects, sizeof *counts);
         if (!counts)
             rc = DIPX_E_NOMEM;
-        s_say ("filling %" PRIu64 " entries about %" PRIu64 " subjects in %s", o.entries,
+        bench_say ("filling %" PRIu64 " entries about %" PRIu64 " subjects in %s", o.entries,
                r.subjects, dir);
         uint64_t t0 = bench_now_ns ();
         if (rc == 0)
@@ -660,11 +651,11 @@ main (int argc, char **argv)
         struct stat st;
         snprintf (path, sizeof path, "%s/data.mdb", dir);
         r.file_bytes = stat (path, &st) == 0 ? (uint64_t) st.st_size : 0;
-        s_say ("%" PRIu64 " entries; reading the log into the page cache", r.entries);
+        bench_say ("%" PRIu64 " entries; reading the log into the page cache", r.entries);
         rc = s_warm_up (dir);
     }
     if (rc == 0) {
-        s_say ("querying");
+        bench_say ("querying");
         rc = s_times_alloc (&r.warm, o.queries);
     }
     for (uint64_t i = 0; rc == 0 && i < o.queries; i++) {
