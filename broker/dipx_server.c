@@ -1695,13 +1695,14 @@ s_read_ready (dipx_server_t *self, uint64_t now)
     for (size_t i = 0; i < n; i++) {
         if (!more[i].open)
             continue;
-        /* The frame part carries the connection's metadata; the routing id
+        s_prepare (self, &more[i], now);
+        /* Only a HELLO binds a session to its connection (s_sessions_bind).
+           The frame part carries the connection's metadata; the routing id
            part libzmq makes does not always.  */
-        int fd = zmq_msg_get (&more[i].body, ZMQ_SRCFD);
+        int fd = more[i].f.cmd == DIPX_CMD_HELLO ? zmq_msg_get (&more[i].body, ZMQ_SRCFD) : -1;
         bool known = fd >= 0 && (size_t) fd < self->nfds && self->fd_gen[fd];
         more[i].fd = known ? fd : -1;
         more[i].gen = known ? self->fd_gen[fd] : 0;
-        s_prepare (self, &more[i], now);
     }
     dipx_pool_run (self->pool, s_verify_job, more, n, sizeof (s_item_t));
     self->nready += n;
