@@ -64,6 +64,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -112,6 +113,7 @@ typedef struct {
     int verify_threads;       /* broker config */
     int batch;                /* broker config */
     uint64_t prequeue;        /* messages queued to an idle agency first */
+    uint64_t subjects;        /* distinct subjects drawn from; 0 = new each message */
     bool restart;             /* measure restart times after the run */
     bool drain;               /* after restart, drain the prequeued messages */
     int idle;                 /* idle agencies to connect */
@@ -341,6 +343,45 @@ s_mdb_size (const char *dir)
     return stat (path, &st) == 0 ? (long long) st.st_size : -1;
 }
 
+/*  Bytes written to the block device that holds dir (sectors written, field
+    7 of /sys/dev/block/MAJ:MIN/stat), or -1 if unknown. The device's count
+    is what the disk was asked to write: the pages of each commit, the meta
+    pages and the file system's journal. (A process's own write_bytes in
+    /proc/<pid>/io counts page-cache dirtying and, on ext4 here, read nine
+    times the device's figure.) The count covers every process on the
+    device, so it is only meaningful on an otherwise quiet machine.  */
+static long long
+s_dev_written (const char *dir)
+{
+    struct stat st;
+    if (!dir || stat (dir, &st) != 0)
+        return -1;
+    char path[96];
+    snprintf (path, sizeof path, "/sys/dev/block/%u:%u/stat", major (st.st_dev), minor (st.st_dev));
+    FILE *f = fopen (path, "r");
+    if (!f)
+        return -1;
+    unsigned long long sectors;
+    int n = fscanf (f, "%*u %*u %*u %*u %*u %*u %llu", &sectors);
+    fclose (f);
+    return n == 1 ? (long long) (sectors * 512) : -1;
+}
+
+/*  The subject of message k: a new random one each time, or with
+    --subjects N one of N fixed references (hashes of k mod N, spread over the
+    key space as real references are).  */
+static void
+s_subject (const s_opts_t *o, uint64_t k, uint8_t subject[DIPX_SUBJECT_BYTES])
+{
+    if (!o->subjects) {
+        randombytes_buf (subject, DIPX_SUBJECT_BYTES);
+        return;
+    }
+    uint8_t j[8];
+    s_put_le (j, k % o->subjects, 8);
+    crypto_generichash (subject, DIPX_SUBJECT_BYTES, j, sizeof j, NULL, 0);
+}
+
 /* --- the sender ------------------------------------------------------------ */
 
 static void
@@ -439,7 +480,7 @@ s_sender_main (void *arg)
                                        memory_order_release);
                 rc = dipx_client_post_sealed (s->client, s->envs[k], s->env_lens[k]);
             } else {
-                randombytes_buf (subject, sizeof subject);
+                s_subject (o, k, subject);
                 dipx_send_t m = s_message (s->to[k % (uint64_t) s->nto], subject);
                 s_fill_body (body, o->payload, run, s->index, k, bench_now_ns ());
                 rc = dipx_client_post (s->client, &m, body, o->payload, NULL);
@@ -895,6 +936,7 @@ typedef struct {
     double broker_run_s, broker_wait_s; /* schedstat: on CPU, waiting for one */
     double load_before;                 /* 1-minute load average at the start */
     long long mdb_before, mdb_after;
+    long long written_before, written_after; /* device's bytes written */
     long rss_kb, hwm_kb;    /* VmRSS, VmHWM */
     long anon_kb, file_kb;  /* RssAnon (heap, stacks), RssFile (LMDB's mapped pages) */
 } s_figures_t;
@@ -905,6 +947,8 @@ typedef struct {
     double secs, per_s;
     long long mdb_before, mdb_after;
     long rss_kb;
+    bool based;      /* base holds the same run made before the prequeue */
+    s_figures_t base;
 } s_prequeue_t;
 
 typedef struct {
@@ -944,6 +988,14 @@ s_per_msg (double total, uint64_t n, double scale)
     return n ? total * scale / (double) n : NAN;
 }
 
+static double
+s_written_per_msg (const s_figures_t *f)
+{
+    return f->written_before >= 0 && f->written_after >= 0
+               ? s_per_msg ((double) (f->written_after - f->written_before), f->accepted, 1)
+               : NAN;
+}
+
 static int
 s_write_json (const char *path, const s_opts_t *o, const s_figures_t *f, bool ran,
               const s_prequeue_t *pq, const s_restart_t *rs, const s_idle_fig_t *id,
@@ -964,6 +1016,8 @@ s_write_json (const char *path, const s_opts_t *o, const s_figures_t *f, bool ra
                          o->endpoint ? json_null () : json_integer (o->verify_threads));
     json_object_set_new (cfg, "batch", o->endpoint ? json_null () : json_integer (o->batch));
     json_object_set_new (cfg, "prequeue", json_integer ((json_int_t) o->prequeue));
+    json_object_set_new (cfg, "subjects",
+                         o->subjects ? json_integer ((json_int_t) o->subjects) : json_null ());
     json_object_set_new (cfg, "idle_agencies", json_integer (o->idle));
     json_object_set_new (cfg, "idle_heartbeat_ms", json_integer (o->idle_heartbeat));
     json_object_set_new (cfg, "external", json_boolean (o->endpoint != NULL));
@@ -999,6 +1053,7 @@ s_write_json (const char *path, const s_opts_t *o, const s_figures_t *f, bool ra
                          s_num (f->mdb_before >= 0 && f->mdb_after >= 0
                                     ? s_per_msg ((double) (f->mdb_after - f->mdb_before), n, 1)
                                     : NAN));
+    json_object_set_new (root, "device_written_bytes_per_msg", s_num (s_written_per_msg (f)));
     json_object_set_new (root, "broker_runqueue_wait_s", s_num (ran ? f->broker_wait_s : NAN));
     json_object_set_new (root, "broker_on_cpu_s", s_num (ran ? f->broker_run_s : NAN));
     json_object_set_new (root, "loadavg_1m_before", s_num (ran ? f->load_before : NAN));
@@ -1020,6 +1075,19 @@ s_write_json (const char *path, const s_opts_t *o, const s_figures_t *f, bool ra
                                                      pq->count, 1)
                                         : NAN));
         json_object_set_new (p, "broker_rss_kb", s_int (pq->rss_kb));
+        if (pq->based) {
+            const s_figures_t *b = &pq->base;
+            json_t *j = json_object ();
+            json_object_set_new (j, "accepted_per_s", s_num (b->accepted_per_s));
+            json_object_set_new (j, "e2e_per_s", s_num (b->e2e_per_s));
+            json_object_set_new (j, "broker_cpu_us_per_msg",
+                                 s_num (s_per_msg (b->broker_cpu_s, b->accepted, 1e6)));
+            json_object_set_new (j, "device_written_bytes_per_msg", s_num (s_written_per_msg (b)));
+            json_object_set_new (p, "before", j);
+            json_object_set_new (p, "e2e_ratio",
+                                 s_num (ran && b->e2e_per_s > 0 ? f->e2e_per_s / b->e2e_per_s
+                                                                : NAN));
+        }
         json_object_set_new (root, "prequeue", p);
     }
     if (rs->done) {
@@ -1083,6 +1151,9 @@ s_print (const s_opts_t *o, const s_figures_t *f, bool ran, const s_prequeue_t *
             o->inflight, o->window, vt, o->rate > 0 ? "fixed" : "max");
     if (o->rate > 0)
         printf ("  offered rate                 %10.0f msg/s\n", o->rate);
+    if (o->subjects)
+        printf ("  subjects                     %10" PRIu64 " (each message about one of them)\n",
+                o->subjects);
     if (ran) {
         uint64_t n = f->accepted;
         printf ("  messages accepted/received   %10" PRIu64 " / %" PRIu64 "  (refused %" PRIu64
@@ -1105,6 +1176,10 @@ s_print (const s_opts_t *o, const s_figures_t *f, bool ran, const s_prequeue_t *
             printf ("  data.mdb growth per message  %10.1f bytes  (%.1f -> %.1f MiB)\n",
                     s_per_msg ((double) (f->mdb_after - f->mdb_before), n, 1),
                     (double) f->mdb_before / 1048576, (double) f->mdb_after / 1048576);
+        if (!isnan (s_written_per_msg (f)))
+            printf ("  device writes per message    %10.1f bytes  (the data directory's disk, "
+                    "journal included)\n",
+                    s_written_per_msg (f));
         if (f->rss_kb >= 0)
             printf ("  broker RSS / peak            %10.1f / %.1f MiB  (anonymous %.1f, mapped "
                     "files %.1f)\n",
@@ -1118,6 +1193,15 @@ s_print (const s_opts_t *o, const s_figures_t *f, bool ran, const s_prequeue_t *
             printf ("  data.mdb with them queued    %10.1f MiB  (%.0f bytes per queued msg)\n",
                     (double) pq->mdb_after / 1048576,
                     s_per_msg ((double) (pq->mdb_after - pq->mdb_before), pq->count, 1));
+        if (pq->based) {
+            const s_figures_t *b = &pq->base;
+            printf ("  the same run before them     %10.0f msg/s end to end (%.0f accepted), "
+                    "%.1f us broker CPU, %.0f bytes device writes per message\n",
+                    b->e2e_per_s, b->accepted_per_s, s_per_msg (b->broker_cpu_s, b->accepted, 1e6),
+                    s_written_per_msg (b));
+            if (ran && b->e2e_per_s > 0)
+                printf ("  end to end, queued / before  %10.3f\n", f->e2e_per_s / b->e2e_per_s);
+        }
     }
     if (rs->done) {
         printf ("  restart: SIGTERM stop        %10.3f s\n", rs->term_stop_s);
@@ -1164,7 +1248,10 @@ s_usage (FILE *out)
         "  --window W           receiver window, 1..1024 (256)\n"
         "  --verify-threads V   broker verify_threads (1)\n"
         "  --batch B            broker batch (256)\n"
-        "  --prequeue Q         queue Q messages to an idle agency before the run\n"
+        "  --prequeue Q         queue Q messages to an idle agency before the run (which\n"
+        "                       is also made once before them, for a baseline)\n"
+        "  --subjects N         draw each message's subject from N fixed ones (default:\n"
+        "                       a new random subject per message)\n"
         "  --restart            after the run, restart the broker (SIGTERM, SIGKILL), time READY\n"
         "  --drain              after --restart, drain the prequeued messages and time it\n"
         "  --idle-agencies N    connect N idle agencies (raw CURVE sockets) and measure\n"
@@ -1215,7 +1302,7 @@ s_parse_double (const char *name, const char *v, double *out)
 
 enum {
     O_SENDERS = 256, O_RECEIVERS, O_PAYLOAD, O_MESSAGES, O_SECONDS, O_RATE, O_MODE, O_INFLIGHT,
-    O_WINDOW, O_VERIFY, O_BATCH, O_PREQUEUE, O_RESTART, O_DRAIN, O_IDLE, O_IDLE_WINDOW,
+    O_WINDOW, O_VERIFY, O_BATCH, O_PREQUEUE, O_SUBJECTS, O_RESTART, O_DRAIN, O_IDLE, O_IDLE_WINDOW,
     O_IDLE_WAVE, O_IDLE_PER_HELPER, O_IDLE_HEARTBEAT, O_NO_MICRO, O_JSON, O_ENDPOINT, O_BROKER_KEY, O_IDENTITY_DIR, O_BROKER_PID, O_DATA_DIR,
     O_MAKE_IDS, O_DIPXD, O_POLICY, O_TMPDIR, O_KEEP, O_QUIET, O_HELP
 };
@@ -1236,6 +1323,7 @@ s_parse (int argc, char **argv, s_opts_t *o)
         {"verify-threads", required_argument, NULL, O_VERIFY},
         {"batch", required_argument, NULL, O_BATCH},
         {"prequeue", required_argument, NULL, O_PREQUEUE},
+        {"subjects", required_argument, NULL, O_SUBJECTS},
         {"restart", no_argument, NULL, O_RESTART},
         {"drain", no_argument, NULL, O_DRAIN},
         {"idle-agencies", required_argument, NULL, O_IDLE},
@@ -1316,6 +1404,7 @@ s_parse (int argc, char **argv, s_opts_t *o)
             o->batch = (int) v;
             break;
         case O_PREQUEUE: rc = s_parse_uint (name, optarg, 0, 100000000, &o->prequeue); break;
+        case O_SUBJECTS: rc = s_parse_uint (name, optarg, 1, UINT64_MAX, &o->subjects); break;
         case O_RESTART: o->restart = true; break;
         case O_DRAIN: o->drain = true; break;
         case O_IDLE:
@@ -1463,8 +1552,10 @@ s_make_identities (const s_opts_t *o)
 /*  Queues count messages for the sink, which never connects, from the fill
     agency, as fast as the broker takes them.  */
 static int
-s_prequeue (const s_where_t *w, uint64_t count, size_t payload, s_prequeue_t *pq)
+s_prequeue (const s_opts_t *o, const s_where_t *w, s_prequeue_t *pq)
 {
+    const uint64_t count = o->prequeue;
+    const size_t payload = o->payload;
     dipx_client_t *c = NULL;
     int rc = s_client (w, S_FILL_ID, 0, &c);
     if (rc)
@@ -1482,7 +1573,7 @@ s_prequeue (const s_where_t *w, uint64_t count, size_t payload, s_prequeue_t *pq
     while (answered < count && rc == 0) {
         dipx_result_t r;
         if (posted < count && posted - answered < 1024) {
-            randombytes_buf (subject, sizeof subject);
+            s_subject (o, posted, subject);
             dipx_send_t m = s_message (S_SINK_ID, subject);
             rc = dipx_client_post (c, &m, body, payload, NULL);
             posted++;
@@ -1615,7 +1706,7 @@ s_run (const s_opts_t *o, const s_where_t *w, pid_t broker, const char *data_dir
         }
         randombytes_buf (body, o->payload);
         for (uint64_t k = 0; k < s->n && rc == 0; k++) {
-            randombytes_buf (subject, sizeof subject);
+            s_subject (o, k, subject);
             dipx_send_t m = s_message (to[k % (uint64_t) o->receivers], subject);
             s_fill_body (body, o->payload, run, i, k, 0);
             rc = dipx_client_seal (s->client, &m, body, o->payload, &s->envs[k], &s->env_lens[k]);
@@ -1640,6 +1731,7 @@ s_run (const s_opts_t *o, const s_where_t *w, pid_t broker, const char *data_dir
         exit (1);
     }
     f->mdb_before = s_mdb_size (data_dir);
+    f->written_before = s_dev_written (data_dir);
     f->load_before = s_loadavg ();
     double bcpu0 = s_proc_cpu (broker), ccpu0 = s_self_cpu (), brun0, bwait0;
     s_proc_sched (broker, &brun0, &bwait0);
@@ -1657,6 +1749,7 @@ s_run (const s_opts_t *o, const s_where_t *w, pid_t broker, const char *data_dir
     f->client_cpu_s = s_self_cpu () - ccpu0;
     f->wall_s = (double) (t1 - t0) / 1e9;
     f->mdb_after = s_mdb_size (data_dir);
+    f->written_after = s_dev_written (data_dir);
     f->rss_kb = s_proc_kb (broker, "VmRSS");
     f->hwm_kb = s_proc_kb (broker, "VmHWM");
     f->anon_kb = s_proc_kb (broker, "RssAnon");
@@ -1808,7 +1901,8 @@ main (int argc, char **argv)
     s_where_t w = {0};
     const char *data_dir = o.data_dir;
     pid_t broker = o.broker_pid;
-    s_figures_t f = {.mdb_before = -1, .mdb_after = -1, .rss_kb = -1, .hwm_kb = -1,
+    s_figures_t f = {.mdb_before = -1, .mdb_after = -1, .written_before = -1,
+                     .written_after = -1, .rss_kb = -1, .hwm_kb = -1,
                      .anon_kb = -1, .file_kb = -1};
     s_prequeue_t pq = {0};
     s_restart_t rs = {0};
@@ -1919,10 +2013,21 @@ main (int argc, char **argv)
         }
         dipx_client_destroy (&c);
     }
+    if (rc == 0 && o.prequeue && (o.messages || o.seconds > 0)) {
+        /* The same run first, on the same broker, so that the deep-queue
+           figure has a baseline measured under the same conditions.  */
+        bench_say ("running before the prequeue: %s, %" PRIu64 " messages",
+                   o.mode == S_REPLAY ? "replay" : "live", o.messages);
+        pq.base = f;
+        rc = s_run (&o, &w, broker, data_dir, &pq.base);
+        pq.based = rc == 0 && pq.base.accepted > 0;
+        if (rc)
+            fprintf (stderr, "dipx-bench: run before the prequeue failed\n");
+    }
     if (rc == 0 && o.prequeue) {
         bench_say ("prequeueing %" PRIu64 " messages to %s", o.prequeue, S_SINK_ID);
         pq.mdb_before = s_mdb_size (data_dir);
-        rc = s_prequeue (&w, o.prequeue, o.payload, &pq);
+        rc = s_prequeue (&o, &w, &pq);
         pq.mdb_after = s_mdb_size (data_dir);
         pq.rss_kb = s_proc_kb (broker, "VmRSS");
         pq.done = true;

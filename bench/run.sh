@@ -71,10 +71,14 @@ run 1-replay-vt2 --mode replay --messages 20000 --verify-threads 2 --no-micro
 run 2-live --messages 20000 --no-micro
 # 3. Fixed offered load, 1000 msg/s for 10 s: latency percentiles.
 run 3-rate1000 --rate 1000 --seconds 10 --no-micro
-# 4. A deep queue (100k messages for an agency that never connects), then the
-#    replay run again (is throughput flat? compare with run 1), then restart
-#    times with it queued.
+# 4. A deep queue (100k messages for an agency that never connects): the
+#    replay run before and after queueing them on the same broker (is
+#    throughput flat?), then restart times with them queued. Every message is
+#    about a new subject, as in life, so the subject index grows with the
+#    queue; 4-prequeue-1subject repeats it with every message about one
+#    subject, which shows what the queue alone costs.
 run 4-prequeue --mode replay --messages 20000 --prequeue "$deep" --restart --no-micro
+run 4-prequeue-1subject --mode replay --messages 20000 --prequeue "$deep" --subjects 1 --no-micro
 # 5. Idle agencies connected: broker memory, and a round trip beside them.
 run 5-idle --idle-agencies "$idle" --messages 0 --no-micro
 # 6. The auditor's subject query (a subject access request) on a log of
@@ -85,8 +89,9 @@ run 6-audit-query --entries "$audit_entries"
 if command -v jq >/dev/null 2>&1; then
     echo
     echo "== summary (msg/s; ms; us per message; bytes per message; MiB)"
-    printf '%-14s %8s %8s %8s %8s %8s %8s %8s %8s %7s %5s\n' run accepted e2e p50 p99 p99.9 \
-        brokerCPU clientCPU disk/msg RSS load
+    echo "(disk/msg: data.mdb growth; written/msg: what the disk was asked to write)"
+    printf '%-20s %8s %8s %8s %8s %8s %8s %8s %8s %8s %7s %5s\n' run accepted e2e p50 p99 \
+        p99.9 brokerCPU clientCPU disk/msg written RSS load
     for f in "$out"/[1-5]-*.json; do
         [ -f "$f" ] || continue
         jq -r --arg n "$(basename "$f" .json)" '
@@ -94,13 +99,15 @@ if command -v jq >/dev/null 2>&1; then
             [$n, (.accepted_per_s | r(1)), (.e2e_per_s | r(1)), (.latency_ms.p50 | r(100)),
              (.latency_ms.p99 | r(100)), (.latency_ms.p999 | r(100)),
              (.broker_cpu_us_per_msg | r(1)), (.client_cpu_us_per_msg | r(1)),
-             (.disk_bytes_per_msg | r(1)),
+             (.disk_bytes_per_msg | r(1)), (.device_written_bytes_per_msg | r(1)),
              (if .broker_rss_kb == null then null else .broker_rss_kb / 1024 end | r(1)),
              (.loadavg_1m_before | r(10))] | @tsv' "$f" |
-            awk -F'\t' '{ printf "%-14s %8s %8s %8s %8s %8s %8s %8s %8s %7s %5s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }'
+            awk -F'\t' '{ printf "%-20s %8s %8s %8s %8s %8s %8s %8s %8s %8s %7s %5s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 }'
     done
-    for f in "$out"/4-prequeue.json; do
-        [ -f "$f" ] && jq -r '"prequeue: \(.prequeue.count) msgs in \(.prequeue.fill_s | . * 10 | floor / 10) s, data.mdb \(.prequeue.data_mdb_bytes_queued / 1048576 | floor) MiB (\(.prequeue.queued_bytes_per_msg | floor) B/msg queued); restart to READY \(.restart.term_ready_s) s (SIGTERM), \(.restart.kill_ready_s) s (SIGKILL)"' "$f"
+    for f in "$out"/4-prequeue*.json; do
+        [ -f "$f" ] || continue
+        jq -r --arg n "$(basename "$f" .json)" '"\($n): \(.prequeue.count) msgs in \(.prequeue.fill_s | . * 10 | floor / 10) s, data.mdb \(.prequeue.data_mdb_bytes_queued / 1048576 | floor) MiB (\(.prequeue.queued_bytes_per_msg | floor) B/msg queued); end to end \(.prequeue.before.e2e_per_s | floor) msg/s before them, \(.e2e_per_s | floor) with them (x \(.prequeue.e2e_ratio | . * 1000 | floor / 1000))"' "$f"
+        jq -r 'if .restart then "  restart to READY \(.restart.term_ready_s) s (SIGTERM), \(.restart.kill_ready_s) s (SIGKILL)" else empty end' "$f"
     done
     for f in "$out"/5-idle.json; do
         [ -f "$f" ] && jq -r '"idle: \(.idle.connected)/\(.idle.requested) connected in \(.idle.connect_s | . * 10 | floor / 10) s, broker RSS \(.idle.broker_rss_kb_before / 1024 | floor) -> \(.idle.broker_rss_kb_after / 1024 | floor) MiB (\(.idle.kb_per_connection | . * 10 | floor / 10) KiB each), broker CPU holding them \(.idle.broker_cpu_cores_holding | . * 1000 | floor / 1000) cores; round trip p50 \(.idle.roundtrip_ms_p50 | . * 100 | floor / 100) ms, max \(.idle.roundtrip_ms_max | . * 100 | floor / 100) ms"' "$f"

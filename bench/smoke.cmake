@@ -35,4 +35,28 @@ string(JSON samples GET "${json}" latency_ms samples)
 if(NOT samples EQUAL 200)
   message(FATAL_ERROR "latency samples: ${samples}, expected 200")
 endif()
-message(STATUS "bench_smoke: ok\n${out}")
+
+# The deep-queue run: the same run before and after queueing, with subjects
+# drawn from a fixed set. Both runs must be there and complete.
+execute_process(COMMAND ${BENCH} --mode replay --messages 100 --prequeue 150 --subjects 2
+                        --inflight 32 --window 32 --no-micro --quiet --json ${OUT}
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out2 ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "dipx-bench --prequeue exited with ${rc}\n${out2}\n${err}")
+endif()
+file(READ ${OUT} json)
+foreach(path "prequeue;count" "prequeue;before;e2e_per_s" "prequeue;e2e_ratio" "config;subjects"
+             "accepted")
+  string(JSON value ERROR_VARIABLE jerr GET "${json}" ${path})
+  if(jerr OR value STREQUAL "null")
+    message(FATAL_ERROR "'${path}' missing or null in ${OUT}: ${jerr}\n${json}")
+  endif()
+endforeach()
+string(JSON queued GET "${json}" prequeue count)
+string(JSON accepted GET "${json}" accepted)
+string(JSON subjects GET "${json}" config subjects)
+if(NOT queued EQUAL 150 OR NOT accepted EQUAL 100 OR NOT subjects EQUAL 2)
+  message(FATAL_ERROR "queued ${queued}, accepted ${accepted}, subjects ${subjects}: "
+                      "expected 150, 100, 2")
+endif()
+message(STATUS "bench_smoke: ok\n${out}\n${out2}")
