@@ -83,6 +83,8 @@
 #define S_SELFCHECK_MS 5000    /* start-up self-check deadline */
 #define S_HOUSEKEEP_MS 250     /* expiry and redelivery timer period */
 #define S_PENDING_AUDIT_MAX 4096
+#define S_RECHECK_FIRST_MS 250  /* an unbound session's WELCOME is repeated after this, */
+#define S_RECHECK_MAX_MS 30000  /* then at doubling intervals up to this (s_sessions_recheck) */
 #define S_OUT_SMALL 400        /* frames up to this size are kept inline (every
                                   reply but DELIVER and HISTORY) */
 
@@ -103,6 +105,10 @@ typedef struct s_session {
     s_flight_t *flight;                  /* window entries */
     bool want;                           /* may have deliveries to make */
     bool in_want;                        /* on the want list */
+    uint32_t recheck_ms;                 /* unbound: interval of its repeated WELCOMEs,
+                                            which learn whether its connection is open;
+                                            0 = not on the recheck list */
+    uint64_t recheck_at;                 /* monotonic ms of the next one */
     uint64_t undo_turn;                  /* turn in which undo was saved */
     struct s_session *next;              /* hash chain */
 } s_session_t;
@@ -193,6 +199,8 @@ struct dipx_server_t {
     bool closed_lost;                  /* the list could not grow: sweep them all */
     s_session_t **want;                /* sessions that may have deliveries */
     size_t nwant, want_cap;
+    s_session_t **recheck;             /* unbound sessions to send a WELCOME again */
+    size_t nrecheck, recheck_cap;
     s_item_t *items;                   /* the job's frames (worker side) */
     size_t nitems;
     s_item_t *ready;                   /* the next batch, read and verified */
@@ -288,6 +296,39 @@ s_undo_drop (dipx_server_t *self)
     connected now, not every agency seen since start. On the loop thread
     between jobs (no undo log then), or by the job undoing the turn that
     made it (no connection bound to it yet).  */
+/*  Takes s off the recheck list.  */
+static void
+s_recheck_drop (dipx_server_t *self, s_session_t *s)
+{
+    if (!s->recheck_ms)
+        return;
+    s->recheck_ms = 0;
+    for (size_t i = 0; i < self->nrecheck; i++)
+        if (self->recheck[i] == s) {
+            self->recheck[i] = self->recheck[--self->nrecheck];
+            return;
+        }
+}
+
+/*  Puts an unbound session on the recheck list (s_sessions_recheck).  */
+static void
+s_recheck_add (dipx_server_t *self, s_session_t *s, uint64_t mono)
+{
+    if (!s->recheck_ms) {
+        if (self->nrecheck == self->recheck_cap) {
+            size_t cap = self->recheck_cap ? 2 * self->recheck_cap : 16;
+            s_session_t **grown = realloc (self->recheck, cap * sizeof *grown);
+            if (!grown)
+                return; /* it stays unbound, as before rechecks */
+            self->recheck = grown;
+            self->recheck_cap = cap;
+        }
+        self->recheck[self->nrecheck++] = s;
+    }
+    s->recheck_ms = S_RECHECK_FIRST_MS;
+    s->recheck_at = mono + S_RECHECK_FIRST_MS;
+}
+
 static void
 s_session_free (dipx_server_t *self, s_session_t *s)
 {
@@ -304,6 +345,7 @@ s_session_free (dipx_server_t *self, s_session_t *s)
         }
     if (s->fd >= 0 && self->by_fd[s->fd] == s)
         self->by_fd[s->fd] = NULL;
+    s_recheck_drop (self, s);
     dipx_log_debug ("session of %s ended", s->agency);
     free (s->flight);
     free (s);
@@ -433,6 +475,7 @@ s_sessions_sweep (dipx_server_t *self)
 static void
 s_sessions_bind (dipx_server_t *self)
 {
+    const uint64_t mono = dipx_mono_ms ();
     for (size_t i = 0; i < self->nitems; i++) {
         s_item_t *it = &self->items[i];
         if (!it->open || it->rc || it->f.cmd != DIPX_CMD_HELLO)
@@ -444,6 +487,7 @@ s_sessions_bind (dipx_server_t *self)
         if (s->fd >= 0 && self->by_fd[s->fd] == s)
             self->by_fd[s->fd] = NULL;
         s->fd = -1;
+        s_recheck_drop (self, s);
         /* A frame's tag can be wrong: libzmq hands on a closed peer's last
            frames after reporting its close (and perhaps another connection
            on the descriptor: the tag is then too new), and with two I/O
@@ -452,24 +496,82 @@ s_sessions_bind (dipx_server_t *self)
            connection is this frame's or an older one, closed either way: the
            session ends. Otherwise a session is bound only when the tag is
            unambiguous, or stays unbound, and ends when a frame to it finds
-           its connection gone (EHOSTUNREACH: the WELCOME answering this very
-           HELLO, a receipt, a delivery) or at its agency's next HELLO.  */
-        if (it->fd < 0)
+           its connection gone (EHOSTUNREACH): the WELCOME answering this very
+           HELLO, a receipt, a delivery, the WELCOMEs s_sessions_recheck
+           repeats to it, or at its agency's next HELLO.  */
+        if (it->fd < 0) {
+            s_recheck_add (self, s, mono);
             continue;
+        }
         if (s_conn_closed (self, it->fd, it->gen)) {
-            if (self->fd_gen[it->fd] == it->gen)
+            if (self->fd_gen[it->fd] == it->gen) {
                 s_session_free (self, s);
+                continue;
+            }
+            dipx_log_debug ("session of %s unbound: its HELLO's connection (fd %d #%u) "
+                            "closed, a newer one is open", s->agency, it->fd, it->gen);
+            s_recheck_add (self, s, mono);
             continue;
         }
         s_session_t *prev = self->by_fd[it->fd];
         if (prev && prev != s) {
+            dipx_log_debug ("sessions of %s and %s unbound: both tagged fd %d", s->agency,
+                            prev->agency, it->fd);
             prev->fd = -1;
             self->by_fd[it->fd] = NULL;
+            s_recheck_add (self, s, mono);
+            s_recheck_add (self, prev, mono);
             continue;
         }
         s->fd = it->fd;
         s->gen = it->gen;
         self->by_fd[it->fd] = s;
+    }
+}
+
+/*  The WELCOME that grants window.  */
+static void
+s_welcome (const dipx_server_t *self, uint32_t window, dipx_frame_t *f)
+{
+    memset (f, 0, sizeof *f);
+    f->cmd = DIPX_CMD_WELCOME;
+    snprintf (f->u.welcome.broker, sizeof f->u.welcome.broker, "%s",
+              dipx_identity_id (self->identity));
+    f->u.welcome.max_frame = self->cfg.max_frame;
+    f->u.welcome.window = window;
+}
+
+/*  Sends each unbound session its WELCOME again when due: after 250 ms,
+    then at doubling intervals up to every 30 s while it stays unbound. A
+    connection that closed just after its HELLO may still have had its pipe
+    in the router when the first WELCOME went; only a later frame learns
+    (EHOSTUNREACH) that it is gone, and an idle session gets none. Without
+    this such a session would hold its max_sessions slot until its agency
+    came back. Loop thread, between jobs.  */
+static void
+s_sessions_recheck (dipx_server_t *self, uint64_t mono)
+{
+    for (size_t i = self->nrecheck; i-- > 0;) {
+        if (i >= self->nrecheck)
+            continue; /* the list shrank under a free */
+        s_session_t *s = self->recheck[i];
+        if (mono < s->recheck_at || !s->rid_len)
+            continue;
+        s->recheck_ms = s->recheck_ms >= S_RECHECK_MAX_MS / 2 ? S_RECHECK_MAX_MS
+                                                               : 2 * s->recheck_ms;
+        s->recheck_at = mono + s->recheck_ms;
+        dipx_frame_t f;
+        s_welcome (self, s->window, &f);
+        uint8_t *out;
+        size_t len;
+        if (dipx_frame_encode (&f, &out, &len) != 0)
+            continue;
+        if (zmq_send (self->router, s->rid, s->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+            if (zmq_errno () == EHOSTUNREACH)
+                s_session_free (self, s);
+        } else
+            zmq_send (self->router, out, len, ZMQ_DONTWAIT);
+        free (out);
     }
 }
 
@@ -1024,11 +1126,8 @@ s_handle_hello (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t now
             s->in_want = true;
     if (window)
         s_want (self, s);
-    dipx_frame_t f = {.cmd = DIPX_CMD_WELCOME};
-    snprintf (f.u.welcome.broker, sizeof f.u.welcome.broker, "%s",
-              dipx_identity_id (self->identity));
-    f.u.welcome.max_frame = self->cfg.max_frame;
-    f.u.welcome.window = window;
+    dipx_frame_t f;
+    s_welcome (self, window, &f);
     if ((rc = s_reply (self, it, &f)))
         return rc;
     dipx_audit_t rec;
@@ -1754,8 +1853,10 @@ s_turn (dipx_server_t *self, long timeout_ms)
     }
     s_auth_events (self, now);
     bool housekeep = mono >= self->next_housekeep;
-    if (housekeep)
+    if (housekeep) {
         self->next_housekeep = mono + S_HOUSEKEEP_MS;
+        s_sessions_recheck (self, mono);
+    }
     if (self->nready == 0 && self->nwant == 0 && self->npending == 0 && !housekeep)
         return 0;
     s_item_t *batch = self->ready;
@@ -2160,6 +2261,7 @@ dipx_server_destroy (dipx_server_t **self_p)
             }
     free (self->buckets);
     free (self->want);
+    free (self->recheck);
     free (self->items);
     free (self->ready);
     free (self->out);

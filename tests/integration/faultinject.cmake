@@ -3,8 +3,9 @@
 # installed:
 #   dipxd_fi          dipxd built from the same objects, its allocations
 #                     wrapped by fi_alloc.c (-Wl,--wrap)
-#   dipx_fi_io        LD_PRELOAD shim failing data.mdb I/O (fi_io.c); built
-#                     without sanitizers, in every build
+#   dipx_fi_io        LD_PRELOAD shim failing data.mdb I/O, or hiding each
+#                     frame's descriptor (fi_io.c); built without sanitizers,
+#                     in every build
 add_executable(dipxd_fi ${PROJECT_SOURCE_DIR}/broker/dipxd_main.c
   ${CMAKE_CURRENT_LIST_DIR}/fi_alloc.c)
 target_link_libraries(dipxd_fi PRIVATE dipx_broker ${CMAKE_DL_LIBS})
@@ -16,6 +17,7 @@ add_library(dipx_fi_io SHARED ${CMAKE_CURRENT_LIST_DIR}/fi_io.c)
 target_compile_options(dipx_fi_io PRIVATE -fno-sanitize=all)
 target_link_options(dipx_fi_io PRIVATE -fno-sanitize=all)
 target_link_libraries(dipx_fi_io PRIVATE ${CMAKE_DL_LIBS})
+target_include_directories(dipx_fi_io PRIVATE ${ZMQ_INCLUDE_DIRS})
 
 add_library(dipx_fi_ledger STATIC ${CMAKE_CURRENT_LIST_DIR}/fi_ledger.c)
 target_link_libraries(dipx_fi_ledger PUBLIC dipx_harness PkgConfig::CMOCKA)
@@ -37,4 +39,4 @@ dipx_fi_tests(test_fi_alloc CASES test_startup test_paths test_bursts DEPENDS di
 dipx_fi_tests(test_fi_io CASES test_eio_data_transient test_eio_data_persistent
   test_eio_sync_transient test_eio_sync_persistent test_enospc_data_transient
   test_enospc_data_persistent test_eio_meta_transient test_hello_retried
-  test_failed_hello_leaves_no_session DEPENDS dipx_fi_io)
+  test_failed_hello_leaves_no_session test_unbound_session_rechecked DEPENDS dipx_fi_io)

@@ -19,6 +19,10 @@
     fault at an event of its choosing (after the broker is READY and has
     accepted what it should keep) and never on a sleep.
 
+    DIPX_FI_NO_SRCFD=1 (independent of the above): zmq_msg_get reports no
+    ZMQ_SRCFD for any frame (EINVAL), as a libzmq without that deprecated
+    property would; the broker then cannot tie a HELLO to its connection.
+
     Each failure is logged to stderr ("fi-io: fail ..."): a test checks that
     its fault really fired. Built without sanitizers in every build: it sits
     below ASan's own interceptors (the executable's symbols come first, and
@@ -36,6 +40,8 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include <zmq.h>
 
 #define S_MAXFD 4096
 #define S_META_LIMIT (2 * 4096) /* LMDB's meta pages: pages 0 and 1 (4 KiB pages) */
@@ -72,9 +78,16 @@ s_say (const char *fmt, ...)
         real_write (STDERR_FILENO, line, (size_t) n);
 }
 
+static bool s_no_srcfd; /* DIPX_FI_NO_SRCFD set */
+
 __attribute__ ((constructor)) static void
 s_init (void)
 {
+    const char *nofd = getenv ("DIPX_FI_NO_SRCFD");
+    if (nofd && strcmp (nofd, "1") == 0) {
+        s_no_srcfd = true;
+        s_say ("fi-io: frames without ZMQ_SRCFD");
+    }
     const char *spec = getenv ("DIPX_FI_IO");
     const char *arm = getenv ("DIPX_FI_IO_ARM");
     if (!spec || !*spec)
@@ -277,4 +290,15 @@ sync_file_range (int fd, off_t off, off_t n, unsigned int flags)
 {
     REAL ("sync_file_range", int, int, off_t, off_t, unsigned int);
     return s_fail (fd, OP_SYNC, "sync_file_range") ? -1 : real (fd, off, n, flags);
+}
+
+int
+zmq_msg_get (const zmq_msg_t *msg, int property)
+{
+    if (s_no_srcfd && property == ZMQ_SRCFD) {
+        errno = EINVAL;
+        return -1;
+    }
+    REAL ("zmq_msg_get", int, const zmq_msg_t *, int);
+    return real (msg, property);
 }

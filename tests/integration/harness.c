@@ -232,18 +232,33 @@ harness_start (harness_t *h)
     return 0;
 }
 
+#define H_STOP_MS 60000 /* a broker stops in well under a second */
+
 int
 harness_stop (harness_t *h, int sig)
 {
-    int status = 0;
-    if (h->pid > 0) {
-        kill (h->pid, sig);
+    if (h->pid <= 0)
+        return 0;
+    kill (h->pid, sig);
+    if (!harness_wait_exit (h, H_STOP_MS)) {
+        /* A broker that does not stop would hang the test until ctest kills
+           it, with nothing to show why: show its threads, then kill it.  */
+        fprintf (stderr, "harness: broker %d still running %d s after signal %d; its threads:\n",
+                 (int) h->pid, H_STOP_MS / 1000, sig);
+        char cmd[128];
+        snprintf (cmd, sizeof cmd, "gdb -p %d -batch -ex 'thread apply all bt' 1>&2 2>/dev/null",
+                  (int) h->pid);
+        if (system (cmd) != 0)
+            fprintf (stderr, "harness: (no gdb to show them)\n");
+        fprintf (stderr, "harness: its log: %s\n", h->log);
+        kill (h->pid, SIGKILL);
+        int status = 0;
         while (waitpid (h->pid, &status, 0) < 0 && errno == EINTR)
             ;
         h->pid = 0;
         h->last_status = status;
     }
-    return status;
+    return h->last_status;
 }
 
 int

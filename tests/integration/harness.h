@@ -67,7 +67,10 @@ int harness_write_peers (harness_t *h);
     the port of the first start, so clients reconnect. 0 or -1.  */
 int harness_start (harness_t *h);
 
-/*  Sends sig and reaps the broker. Returns its wait status.  */
+/*  Sends sig and reaps the broker. Returns its wait status. A broker still
+    running a minute later has its threads' stacks printed (gdb) and is
+    killed (SIGKILL): a hang on shutdown fails the test instead of stalling
+    it.  */
 int harness_stop (harness_t *h, int sig);
 
 /*  Waits up to timeout_ms for the broker to exit by itself (an event: its

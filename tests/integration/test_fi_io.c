@@ -52,25 +52,32 @@ typedef enum {
     MUST_STOP,   /* only a clean stop is right */
 } s_expect_t;
 
+/*  The broker's environment entries 0 and 1: the shim preloaded, and ASan
+    (clang's static runtime) told not to object to a preloaded library ahead
+    of it (the shim itself is not instrumented).  */
+static void
+s_shim_env (harness_t *h, char *preload, size_t preload_size, char *asan, size_t asan_size)
+{
+    snprintf (preload, preload_size, "LD_PRELOAD=%s/tests/libdipx_fi_io.so",
+              getenv ("DIPX_BUILD_DIR"));
+    const char *asan_env = getenv ("ASAN_OPTIONS");
+    snprintf (asan, asan_size, "ASAN_OPTIONS=%s%sverify_asan_link_order=0",
+              asan_env ? asan_env : "", asan_env && *asan_env ? ":" : "");
+    h->env[0] = preload;
+    h->env[1] = asan;
+}
+
 /*  Starts the broker with the shim loaded and its faults (spec) waiting
     for the arm file; returns that file's path.  */
 static const char *
 s_start_shim (harness_t *h, const char *spec)
 {
     static char preload[700], fi[200], arm[600], asan[1200];
-    snprintf (preload, sizeof preload, "LD_PRELOAD=%s/tests/libdipx_fi_io.so",
-              getenv ("DIPX_BUILD_DIR"));
+    s_shim_env (h, preload, sizeof preload, asan, sizeof asan);
     snprintf (fi, sizeof fi, "DIPX_FI_IO=%s", spec);
     snprintf (arm, sizeof arm, "DIPX_FI_IO_ARM=%s/arm", h->dir);
-    /* ASan (clang's static runtime) must not object to a preloaded library
-       ahead of it; the shim itself is not instrumented.  */
-    const char *asan_env = getenv ("ASAN_OPTIONS");
-    snprintf (asan, sizeof asan, "ASAN_OPTIONS=%s%sverify_asan_link_order=0",
-              asan_env ? asan_env : "", asan_env && *asan_env ? ":" : "");
-    h->env[0] = preload;
-    h->env[1] = fi;
-    h->env[2] = arm;
-    h->env[3] = asan;
+    h->env[2] = fi;
+    h->env[3] = arm;
     assert_int_equal (harness_start (h), 0);
     assert_true (fi_log_count (h, "fi-io: '") == 1); /* the shim is loaded */
     return arm + strlen ("DIPX_FI_IO_ARM=");
@@ -280,6 +287,58 @@ test_failed_hello_leaves_no_session (void **state)
     harness_fini (h);
 }
 
+/*  Without ZMQ_SRCFD (the shim hides it, as a libzmq without that deprecated
+    property would) no HELLO can be tied to its connection, so no session is
+    bound and the transport's close events end none. A connection that says
+    HELLO, gets its WELCOME and leaves is then noticed only by a later frame
+    to it: the broker repeats WELCOME to unbound sessions, and that frame
+    finds the connection gone. Before, such a session held its max_sessions
+    slot for good. A live unbound session is not ended by the repeats.  */
+static void
+test_unbound_session_rechecked (void **state)
+{
+    (void) state;
+    harness_t *h = fi_harness ("max_sessions = 2");
+    assert_non_null (harness_add (h, "court.test", DIPX_AGENCY_COURT, DIPX_STATUS_ACTIVE));
+    static char preload[700], nofd[] = "DIPX_FI_NO_SRCFD=1", asan[1200];
+    s_shim_env (h, preload, sizeof preload, asan, sizeof asan);
+    h->env[2] = nofd;
+    assert_int_equal (harness_start (h), 0);
+    assert_int_equal (fi_log_count (h, "fi-io: frames without ZMQ_SRCFD"), 1);
+    dipx_client_t *cjit;
+    assert_int_equal (harness_client (h, "cjit.test", 8, &cjit), 0);
+    assert_int_equal (dipx_client_wait_ready (cjit, 20000), 0);
+    /* The court's raw connection takes the second slot and leaves.  */
+    long from = harness_log_size (h);
+    void *ctx = zmq_ctx_new ();
+    void *raw = harness_raw (h, ctx, "court.test");
+    assert_non_null (raw);
+    dipx_frame_t f = {.cmd = DIPX_CMD_HELLO};
+    f.u.hello.window = 4;
+    uint8_t *out, buf[512];
+    size_t out_len;
+    assert_int_equal (dipx_frame_encode (&f, &out, &out_len), 0);
+    assert_int_equal (zmq_send (raw, out, out_len, 0), (int) out_len);
+    free (out);
+    int n = harness_raw_recv (raw, buf, sizeof buf, 20000);
+    assert_true (n > 0);
+    assert_int_equal (dipx_frame_decode (buf, (size_t) n, &f), 0);
+    assert_int_equal (f.cmd, DIPX_CMD_WELCOME);
+    zmq_close (raw);
+    zmq_ctx_term (ctx);
+    /* The police need a slot: refused busy until the court's ends.  */
+    dipx_client_t *police;
+    assert_int_equal (harness_client (h, "police.test", 0, &police), 0);
+    assert_int_equal (dipx_client_wait_ready (police, 20000), 0);
+    assert_int_equal (harness_log_wait (h, from, "session of court.test ended", 5000), 0);
+    assert_int_equal (harness_round_trip (police, cjit, "cjit.test", 20000), 0);
+    assert_int_equal (harness_log_count (h, from, "session of cjit.test ended"), 0);
+    dipx_client_destroy (&police);
+    dipx_client_destroy (&cjit);
+    assert_int_equal (WEXITSTATUS (harness_stop (h, SIGTERM)), 0);
+    harness_fini (h);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -297,6 +356,7 @@ main (int argc, char **argv)
         cmocka_unit_test (test_eio_meta_transient),
         cmocka_unit_test (test_hello_retried),
         cmocka_unit_test (test_failed_hello_leaves_no_session),
+        cmocka_unit_test (test_unbound_session_rechecked),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
