@@ -106,8 +106,10 @@ if command -v jq >/dev/null 2>&1; then
     done
     for f in "$out"/4-prequeue*.json; do
         [ -f "$f" ] || continue
-        jq -r --arg n "$(basename "$f" .json)" '"\($n): \(.prequeue.count) msgs in \(.prequeue.fill_s | . * 10 | floor / 10) s, data.mdb \(.prequeue.data_mdb_bytes_queued / 1048576 | floor) MiB (\(.prequeue.queued_bytes_per_msg | floor) B/msg queued); end to end \(.prequeue.before.e2e_per_s | floor) msg/s before them, \(.e2e_per_s | floor) with them (x \(.prequeue.e2e_ratio | . * 1000 | floor / 1000))"' "$f"
-        jq -r 'if .restart then "  restart to READY \(.restart.term_ready_s) s (SIGTERM), \(.restart.kill_ready_s) s (SIGKILL)" else empty end' "$f"
+        jq -r --arg n "$(basename "$f" .json)" '
+            def r(m): if . == null then "-" else (. * m | floor) / m end;
+            "\($n): \(.prequeue.count) msgs in \(.prequeue.fill_s | r(10)) s, data.mdb \(.prequeue.data_mdb_bytes_queued | if . == null then null else . / 1048576 end | r(1)) MiB (\(.prequeue.queued_bytes_per_msg | r(1)) B/msg queued); end to end \(.prequeue.before.e2e_per_s | r(1)) msg/s before them, \(.e2e_per_s | r(1)) with them (x \(.prequeue.e2e_ratio | r(1000)))"' "$f"
+        jq -r 'if .restart then "  restart to READY \(.restart.term_ready_s) s (SIGTERM), \(.restart.kill_ready_s) s (SIGKILL)" else empty end' "$f" || true
     done
     for f in "$out"/5-idle.json; do
         [ -f "$f" ] && jq -r '"idle: \(.idle.connected)/\(.idle.requested) connected in \(.idle.connect_s | . * 10 | floor / 10) s, broker RSS \(.idle.broker_rss_kb_before / 1024 | floor) -> \(.idle.broker_rss_kb_after / 1024 | floor) MiB (\(.idle.kb_per_connection | . * 10 | floor / 10) KiB each), broker CPU holding them \(.idle.broker_cpu_cores_holding | . * 1000 | floor / 1000) cores; round trip p50 \(.idle.roundtrip_ms_p50 | . * 100 | floor / 100) ms, max \(.idle.roundtrip_ms_max | . * 100 | floor / 100) ms"' "$f"

@@ -97,6 +97,8 @@ typedef struct s_session {
     char agency[DIPX_MAX_AGENCY_ID + 1]; /* whose session */
     uint8_t rid[S_RID_MAX];              /* current connection's routing id */
     size_t rid_len;                      /* 0 = not connected */
+    bool paused;                         /* a DELIVER found its queue full: nothing more
+                                            is sent to it until its next HELLO */
     int fd;                              /* its connection's descriptor, -1 unknown */
     uint32_t gen;                        /* and generation (s_monitor_events) */
     uint32_t window;                     /* credit granted; 0 = send only */
@@ -233,6 +235,13 @@ struct dipx_server_t {
 };
 
 /* --- sessions ------------------------------------------------------------- */
+
+/*  True if frames may be sent to s.  */
+static bool
+s_reachable (const s_session_t *s)
+{
+    return s->rid_len && !s->paused;
+}
 
 static size_t
 s_bucket (const dipx_server_t *self, const char *agency)
@@ -555,7 +564,7 @@ s_sessions_recheck (dipx_server_t *self, uint64_t mono)
         if (i >= self->nrecheck)
             continue; /* the list shrank under a free */
         s_session_t *s = self->recheck[i];
-        if (mono < s->recheck_at || !s->rid_len)
+        if (mono < s->recheck_at)
             continue;
         s->recheck_ms = s->recheck_ms >= S_RECHECK_MAX_MS / 2 ? S_RECHECK_MAX_MS
                                                                : 2 * s->recheck_ms;
@@ -579,7 +588,7 @@ static void
 s_want (dipx_server_t *self, s_session_t *s)
 {
     s->want = true;
-    if (s->in_want || s->rid_len == 0 || s->window == 0)
+    if (s->in_want || !s_reachable (s) || s->window == 0)
         return;
     if (self->nwant == self->want_cap) {
         size_t cap = self->want_cap ? self->want_cap * 2 : 64;
@@ -700,7 +709,7 @@ s_receipt (dipx_server_t *self, const char *sender, const uint8_t id[DIPX_ID_BYT
            const char *by, uint64_t at, int code, const char *reason, uint64_t count)
 {
     s_session_t *s = s_session_find (self, sender);
-    if (!s || s->rid_len == 0)
+    if (!s || !s_reachable (s))
         return 0;
     dipx_frame_t f = {.cmd = DIPX_CMD_RECEIPT};
     memcpy (f.u.receipt.id, id, DIPX_ID_BYTES);
@@ -854,7 +863,7 @@ static int
 s_fill (dipx_server_t *self, dipx_txn_t *txn, s_session_t *s, uint64_t now, uint64_t mono,
         size_t *budget)
 {
-    while (s->rid_len && s->nflight < s->window && *budget > 0) {
+    while (s_reachable (s) && s->nflight < s->window && *budget > 0) {
         dipx_msgrec_t m;
         int rc = dipx_store_queue_next (txn, s->agency, s->cursor, &m);
         if (rc == DIPX_E_NOT_FOUND) {
@@ -1117,6 +1126,7 @@ s_handle_hello (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t now
     size_t rl = zmq_msg_size (&it->rid);
     memcpy (s->rid, zmq_msg_data (&it->rid), rl);
     s->rid_len = rl;
+    s->paused = false;
     s->window = window;
     s->nflight = 0;
     s->cursor = 0;
@@ -1528,7 +1538,7 @@ s_housekeep (dipx_server_t *self, dipx_txn_t *txn, uint64_t now, uint64_t mono)
     size_t budget = self->cfg.batch;
     for (size_t b = 0; b < S_BUCKETS && budget; b++)
         for (s_session_t *s = self->buckets[b]; s && budget; s = s->next) {
-            if (s->rid_len == 0)
+            if (!s_reachable (s))
                 continue;
             for (uint32_t i = 0; i < s->nflight && budget; i++) {
                 if (s->flight[i].deadline > mono)
@@ -1610,7 +1620,7 @@ s_send_out (dipx_server_t *self, uint64_t now)
                 if (err == EHOSTUNREACH)
                     s_session_free (self, s);
                 else if (o->deliver)
-                    s->rid_len = 0;
+                    s->paused = true;
             }
             if (!o->deliver) {
                 dipx_log_debug ("reply not sent: %s", zmq_strerror (err));
@@ -1743,7 +1753,7 @@ s_commit_job (void *arg)
     size_t keep = 0;
     for (size_t i = 0; i < self->nwant; i++) {
         s_session_t *s = self->want[i];
-        if (s->want && s->rid_len && s->nflight < s->window)
+        if (s->want && s_reachable (s) && s->nflight < s->window)
             self->want[keep++] = s;
         else
             s->in_want = false;

@@ -822,18 +822,20 @@ s_fail_oversized (dipx_client_t *self)
 static void
 s_on_welcome (dipx_client_t *self, const dipx_fwelcome_t *w)
 {
+    if (self->ready) {
+        /* The broker repeats WELCOME to learn whether the connection is
+           still open (PROTOCOL.md 5.1): the same session, nothing changes.  */
+        s_log (self, DIPX_LOG_DEBUG, "session confirmed by broker %s", w->broker);
+        return;
+    }
     self->hello_retry = 0;
     self->hello_backoff = 0;
     memcpy (self->broker, w->broker, sizeof self->broker);
     self->max_frame = w->max_frame;
     self->granted = w->window;
-    /* The broker may repeat WELCOME within a session (PROTOCOL.md 5.1): the
-       same session, with the parameters it carries.  */
-    s_log (self, self->ready ? DIPX_LOG_DEBUG : DIPX_LOG_INFO,
-           "session %s with broker %s (window %llu, max frame %llu)",
-           self->ready ? "confirmed" : "started", w->broker, (unsigned long long) w->window,
-           (unsigned long long) w->max_frame);
     self->ready = true;
+    s_log (self, DIPX_LOG_INFO, "session started with broker %s (window %llu, max frame %llu)",
+           w->broker, (unsigned long long) w->window, (unsigned long long) w->max_frame);
     s_fail_oversized (self);
     s_flush (self);
 }

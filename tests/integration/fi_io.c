@@ -296,6 +296,9 @@ int
 zmq_msg_get (const zmq_msg_t *msg, int property)
 {
     if (s_no_srcfd && property == ZMQ_SRCFD) {
+        static atomic_bool said;
+        if (!atomic_exchange (&said, true))
+            s_say ("fi-io: hid a frame's ZMQ_SRCFD");
         errno = EINVAL;
         return -1;
     }

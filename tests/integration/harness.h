@@ -69,8 +69,8 @@ int harness_start (harness_t *h);
 
 /*  Sends sig and reaps the broker. Returns its wait status. A broker still
     running a minute later has its threads' stacks printed (gdb) and is
-    killed (SIGKILL): a hang on shutdown fails the test instead of stalling
-    it.  */
+    killed, and the test program aborts: a hang on shutdown fails the test
+    with its cause instead of stalling it.  */
 int harness_stop (harness_t *h, int sig);
 
 /*  Waits up to timeout_ms for the broker to exit by itself (an event: its
