@@ -299,12 +299,6 @@ s_undo_drop (dipx_server_t *self)
     self->nundo = 0;
 }
 
-/*  Forgets a session whose connection is gone. It holds nothing the store
-    does not: its in-flight messages are still queued, and a new session
-    (its next HELLO) delivers them again. So the table holds the agencies
-    connected now, not every agency seen since start. On the loop thread
-    between jobs (no undo log then), or by the job undoing the turn that
-    made it (no connection bound to it yet).  */
 /*  Takes s off the recheck list.  */
 static void
 s_recheck_drop (dipx_server_t *self, s_session_t *s)
@@ -338,6 +332,12 @@ s_recheck_add (dipx_server_t *self, s_session_t *s, uint64_t mono)
     s->recheck_at = mono + S_RECHECK_FIRST_MS;
 }
 
+/*  Forgets a session whose connection is gone. It holds nothing the store
+    does not: its in-flight messages are still queued, and a new session
+    (its next HELLO) delivers them again. So the table holds the agencies
+    connected now, not every agency seen since start. On the loop thread
+    between jobs (no undo log then), or by the job undoing the turn that
+    made it (no connection bound to it yet).  */
 static void
 s_session_free (dipx_server_t *self, s_session_t *s)
 {
