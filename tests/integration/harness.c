@@ -36,10 +36,78 @@ s_env (const char *name)
     return v;
 }
 
+/*  The watchdog: a test case still running H_WATCHDOG_S after its
+    harness_init (ctest would kill it at 300 s, with nothing to show why)
+    prints the stacks of the test program and of its broker, kills the
+    broker and aborts.
+    DIPX_TEST_WATCHDOG_S sets the seconds, 0 turns it off (the 20-kill crash
+    run). The command is built outside the handler, which only forks, runs
+    it and waits.  */
+#define H_WATCHDOG_S 280
+static char s_watch_cmd[1600];
+
+/*  Writes a shell command that shows process pid's threads on stdout: first
+    what needs no attaching, each thread's state and wait channel (state D
+    waits for storage, not for dipx, and gdb cannot attach to it either,
+    hence its time limit), then their stacks (gdb). Returns snprintf's.  */
+static int
+s_threads_cmd (char *out, size_t size, int pid)
+{
+    return snprintf (out, size,
+                     "for t in /proc/%d/task/*; do echo \"$t: $(grep State: $t/status) "
+                     "wchan=$(cat $t/wchan)\"; done; timeout -s KILL 30 gdb -p %d -batch -ex "
+                     "'thread apply all bt' 2>/dev/null || echo '(no stacks: gdb missing or "
+                     "timed out)'",
+                     pid, pid);
+}
+
+static void
+s_watch_set (pid_t broker)
+{
+    char own[400], child[900] = "";
+    s_threads_cmd (own, sizeof own, (int) getpid ());
+    if (broker > 0) {
+        char threads[400];
+        s_threads_cmd (threads, sizeof threads, (int) broker);
+        snprintf (child, sizeof child, "; echo 'harness: its broker %d:'; %s; kill -KILL %d",
+                  (int) broker, threads, (int) broker);
+    }
+    snprintf (s_watch_cmd, sizeof s_watch_cmd,
+              "echo 'harness: test case still running after its watchdog; its threads:'; %s%s",
+              own, child);
+}
+
+static void
+s_watchdog (int sig)
+{
+    (void) sig;
+    pid_t p = fork ();
+    if (p == 0) {
+        dup2 (STDERR_FILENO, STDOUT_FILENO);
+        execl ("/bin/sh", "sh", "-c", s_watch_cmd, (char *) NULL);
+        _exit (127);
+    }
+    if (p > 0)
+        while (waitpid (p, NULL, 0) < 0 && errno == EINTR)
+            ;
+    abort ();
+}
+
+static void
+s_watch_start (void)
+{
+    const char *v = getenv ("DIPX_TEST_WATCHDOG_S");
+    unsigned secs = v ? (unsigned) strtoul (v, NULL, 10) : H_WATCHDOG_S;
+    s_watch_set (0);
+    signal (SIGALRM, secs ? s_watchdog : SIG_DFL);
+    alarm (secs);
+}
+
 int
 harness_init (harness_t *h, const char *extra)
 {
     memset (h, 0, sizeof *h);
+    s_watch_start ();
     if (dipx_test_mkdtemp (h->dir, sizeof h->dir, "dipx-test") != 0)
         return -1;
     snprintf (h->config, sizeof h->config, "%s/dipxd.conf", h->dir);
@@ -207,6 +275,7 @@ harness_start (harness_t *h)
     }
     close (fds[1]);
     h->pid = pid;
+    s_watch_set (pid);
     char line[600];
     size_t len = 0;
     struct pollfd p = {fds[0], POLLIN, 0};
@@ -245,21 +314,13 @@ harness_stop (harness_t *h, int sig)
            it, with nothing to show why: show its threads, then kill it.  */
         fprintf (stderr, "harness: broker %d still running %d s after signal %d; its threads:\n",
                  (int) h->pid, H_STOP_MS / 1000, sig);
-        /* First what needs no attaching: a thread in state D waits for
-           storage, not for dipx. gdb cannot attach to such a process
-           either, hence its time limit.  */
-        char cmd[256];
-        snprintf (cmd, sizeof cmd,
-                  "for t in /proc/%d/task/*; do echo \"$t: $(grep State: $t/status)"
-                  " wchan=$(cat $t/wchan)\"; done 1>&2",
-                  (int) h->pid);
-        if (system (cmd) != 0)
-            fprintf (stderr, "harness: (cannot read its threads' states)\n");
-        snprintf (cmd, sizeof cmd,
-                  "timeout -s KILL 30 gdb -p %d -batch -ex 'thread apply all bt' 1>&2 2>/dev/null",
-                  (int) h->pid);
-        if (system (cmd) != 0)
-            fprintf (stderr, "harness: (no stacks: gdb missing or timed out)\n");
+        char cmd[600] = "{ ";
+        int n = s_threads_cmd (cmd + 2, sizeof cmd - 2, (int) h->pid);
+        if (n > 0 && (size_t) n + 2 < sizeof cmd - 8) {
+            strcat (cmd, "; } 1>&2");
+            if (system (cmd) != 0)
+                fprintf (stderr, "harness: (could not show them)\n");
+        }
         fprintf (stderr, "harness: its log: %s\n", h->log);
         kill (h->pid, SIGKILL);
         while (waitpid (h->pid, NULL, 0) < 0 && errno == EINTR)
@@ -315,6 +376,7 @@ harness_fini (harness_t *h)
     for (int i = 0; i < h->nagencies; i++)
         dipx_identity_destroy (&h->agencies[i].identity);
     dipx_identity_destroy (&h->broker);
+    alarm (0);
 }
 
 int

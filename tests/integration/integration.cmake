@@ -16,7 +16,7 @@ dipx_test(test_crash SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_crash.c
   LIBS dipx_harness TIMEOUT 600 LABELS integration)
 add_dependencies(test_crash dipxd)
 add_custom_target(crash20
-  COMMAND ${CMAKE_COMMAND} -E env DIPX_CRASH_KILLS=20 DIPX_BUILD_DIR=${PROJECT_BINARY_DIR}
+  COMMAND ${CMAKE_COMMAND} -E env DIPX_CRASH_KILLS=20 DIPX_TEST_WATCHDOG_S=0 DIPX_BUILD_DIR=${PROJECT_BINARY_DIR}
           DIPX_SOURCE_DIR=${PROJECT_SOURCE_DIR} $<TARGET_FILE:test_crash>
   DEPENDS test_crash dipxd USES_TERMINAL)
 
