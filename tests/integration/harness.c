@@ -43,7 +43,7 @@ s_env (const char *name)
     DIPX_TEST_WATCHDOG_S sets the seconds, 0 turns it off (the 20-kill crash
     run). The command is built outside the handler, which only forks, runs
     it and waits.  */
-#define H_WATCHDOG_S 280
+#define H_WATCHDOG_S 240
 static char s_watch_cmd[1600];
 
 /*  Writes a shell command that shows process pid's threads on stdout: first
@@ -55,7 +55,7 @@ s_threads_cmd (char *out, size_t size, int pid)
 {
     return snprintf (out, size,
                      "for t in /proc/%d/task/*; do echo \"$t: $(grep State: $t/status) "
-                     "wchan=$(cat $t/wchan)\"; done; timeout -s KILL 30 gdb -p %d -batch -ex "
+                     "wchan=$(cat $t/wchan)\"; done; timeout -s KILL 10 gdb -p %d -batch -ex "
                      "'thread apply all bt' 2>/dev/null || echo '(no stacks: gdb missing or "
                      "timed out)'",
                      pid, pid);
@@ -64,7 +64,7 @@ s_threads_cmd (char *out, size_t size, int pid)
 static void
 s_watch_set (pid_t broker)
 {
-    char own[400], child[900] = "";
+    char own[400], child[900] = "", cmd[sizeof s_watch_cmd];
     s_threads_cmd (own, sizeof own, (int) getpid ());
     if (broker > 0) {
         char threads[400];
@@ -72,16 +72,25 @@ s_watch_set (pid_t broker)
         snprintf (child, sizeof child, "; echo 'harness: its broker %d:'; %s; kill -KILL %d",
                   (int) broker, threads, (int) broker);
     }
-    snprintf (s_watch_cmd, sizeof s_watch_cmd,
+    snprintf (cmd, sizeof cmd,
               "echo 'harness: test case still running after its watchdog; its threads:'; %s%s",
               own, child);
+    /* The handler must not read it half-written.  */
+    sigset_t alrm, old;
+    sigemptyset (&alrm);
+    sigaddset (&alrm, SIGALRM);
+    sigprocmask (SIG_BLOCK, &alrm, &old);
+    memcpy (s_watch_cmd, cmd, sizeof s_watch_cmd);
+    sigprocmask (SIG_SETMASK, &old, NULL);
 }
 
 static void
 s_watchdog (int sig)
 {
     (void) sig;
-    pid_t p = fork ();
+    /* _Fork, not fork: fork takes malloc's locks, and the alarm may have
+       interrupted a malloc on this thread.  */
+    pid_t p = _Fork ();
     if (p == 0) {
         dup2 (STDERR_FILENO, STDOUT_FILENO);
         execl ("/bin/sh", "sh", "-c", s_watch_cmd, (char *) NULL);
@@ -99,6 +108,9 @@ s_watch_start (void)
     const char *v = getenv ("DIPX_TEST_WATCHDOG_S");
     unsigned secs = v ? (unsigned) strtoul (v, NULL, 10) : H_WATCHDOG_S;
     s_watch_set (0);
+    /* gdb, started by this program, may attach to it (and to the broker,
+       below) under Yama's ptrace_scope=1 too.  */
+    prctl (PR_SET_PTRACER, PR_SET_PTRACER_ANY);
     signal (SIGALRM, secs ? s_watchdog : SIG_DFL);
     alarm (secs);
 }
@@ -259,6 +271,7 @@ harness_start (harness_t *h)
         /* The broker dies with the test (a failed assertion never leaves
            it running), and holds none of the test's output pipes.  */
         prctl (PR_SET_PDEATHSIG, SIGKILL);
+        prctl (PR_SET_PTRACER, PR_SET_PTRACER_ANY);
         int log = open (h->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (log >= 0) {
             dup2 (log, 1);
@@ -362,6 +375,7 @@ harness_wait_exit (harness_t *h, int timeout_ms)
         return 0;
     h->pid = 0;
     h->last_status = status;
+    s_watch_set (0); /* its pid may be another process's soon */
     return 1;
 }
 

@@ -50,11 +50,11 @@ typedef struct {
 
 /*  Creates the temp dir and broker identity. extra: config lines appended
     to [dipxd] (or NULL). Returns 0 or -1. Also starts the test case's
-    watchdog: still running 280 s later (ctest stops it at 300), the program
+    watchdog: still running 240 s later (ctest stops it at 300), the program
     prints its own and its broker's stacks and aborts; harness_fini stops
-    the watchdog. DIPX_TEST_WATCHDOG_S sets the seconds, 0 = none (for long
-    runs: scaled-up DIPX_TRANSPORT_INPUTS, DIPX_FLOOD_N, the crash20 target
-    sets it).  */
+    the watchdog. DIPX_TEST_WATCHDOG_S sets the seconds (ctest sets it a
+    minute under each test's timeout), 0 = none (for long runs: scaled-up
+    DIPX_TRANSPORT_INPUTS, DIPX_FLOOD_N; the crash20 target sets it).  */
 int harness_init (harness_t *h, const char *extra);
 
 /*  Adds an agency with a fresh identity; written to the registry by

@@ -11,7 +11,7 @@
     Flood: hundreds of idle connections plus junk greetings held open while
     the round trip is timed against a generous bound and the broker's memory
     growth is bounded. DIPX_TRANSPORT_INPUTS and DIPX_FLOOD_CONNECTIONS scale
-    them up (defaults keep the normal suite quick; a run longer than 280 s
+    them up (defaults keep the normal suite quick; a run longer than 240 s
     also needs DIPX_TEST_WATCHDOG_S=0).
 */
 #include <setjmp.h>
