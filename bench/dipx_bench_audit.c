@@ -599,7 +599,9 @@ main (int argc, char **argv)
         return 1;
     bench_prog = "dipx-bench-audit";
     bench_quiet = o.quiet;
-    char tmp[] = "/tmp/dipx-bench-audit.XXXXXX";
+    const char *tmpdir = getenv ("TMPDIR");
+    char tmp[600];
+    snprintf (tmp, sizeof tmp, "%s/dipx-bench-audit.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
     const char *dir = o.data;
     if (!dir && !(dir = mkdtemp (tmp))) {
         perror ("dipx-bench-audit: mkdtemp");

@@ -93,6 +93,28 @@ s_stop_clean (harness_t *h)
     assert_int_equal (WEXITSTATUS (st), 0);
 }
 
+/*  A raw connection as agency says HELLO, reads the broker's answer into
+    answer, and closes.  */
+static void
+s_raw_hello (harness_t *h, const char *agency, dipx_frame_t *answer)
+{
+    void *ctx = zmq_ctx_new ();
+    void *raw = harness_raw (h, ctx, agency);
+    assert_non_null (raw);
+    dipx_frame_t f = {.cmd = DIPX_CMD_HELLO};
+    f.u.hello.window = 4;
+    uint8_t *out, buf[512];
+    size_t out_len;
+    assert_int_equal (dipx_frame_encode (&f, &out, &out_len), 0);
+    assert_int_equal (zmq_send (raw, out, out_len, 0), (int) out_len);
+    free (out);
+    int n = harness_raw_recv (raw, buf, sizeof buf, 20000);
+    assert_true (n > 0);
+    assert_int_equal (dipx_frame_decode (buf, (size_t) n, answer), 0);
+    zmq_close (raw);
+    zmq_ctx_term (ctx);
+}
+
 static void
 s_arm (const char *path)
 {
@@ -271,23 +293,10 @@ test_failed_hello_leaves_no_session (void **state)
     assert_int_equal (dipx_client_wait_ready (police, 20000), 0);
     s_arm (arm);
     /* A raw connection says HELLO once, gets the turn's error, and leaves.  */
-    void *ctx = zmq_ctx_new ();
-    void *raw = harness_raw (h, ctx, "cjit.test");
-    assert_non_null (raw);
-    dipx_frame_t f = {.cmd = DIPX_CMD_HELLO};
-    f.u.hello.window = 8;
-    uint8_t *out, buf[512];
-    size_t out_len;
-    assert_int_equal (dipx_frame_encode (&f, &out, &out_len), 0);
-    assert_int_equal (zmq_send (raw, out, out_len, 0), (int) out_len);
-    free (out);
-    int n = harness_raw_recv (raw, buf, sizeof buf, 20000);
-    assert_true (n > 0);
-    assert_int_equal (dipx_frame_decode (buf, (size_t) n, &f), 0);
+    dipx_frame_t f;
+    s_raw_hello (h, "cjit.test", &f);
     assert_int_equal (f.cmd, DIPX_CMD_ERROR);
     assert_int_equal (f.u.error.code, (uint64_t) -DIPX_E_STORAGE);
-    zmq_close (raw);
-    zmq_ctx_term (ctx);
     dipx_client_t *court;
     assert_int_equal (harness_client (h, "court.test", 0, &court), 0);
     assert_int_equal (dipx_client_wait_ready (court, 20000), 0);
@@ -320,22 +329,9 @@ test_unbound_session_rechecked (void **state)
     assert_int_equal (dipx_client_wait_ready (cjit, 20000), 0);
     /* The court's raw connection takes the second slot and leaves.  */
     long from = harness_log_size (h);
-    void *ctx = zmq_ctx_new ();
-    void *raw = harness_raw (h, ctx, "court.test");
-    assert_non_null (raw);
-    dipx_frame_t f = {.cmd = DIPX_CMD_HELLO};
-    f.u.hello.window = 4;
-    uint8_t *out, buf[512];
-    size_t out_len;
-    assert_int_equal (dipx_frame_encode (&f, &out, &out_len), 0);
-    assert_int_equal (zmq_send (raw, out, out_len, 0), (int) out_len);
-    free (out);
-    int n = harness_raw_recv (raw, buf, sizeof buf, 20000);
-    assert_true (n > 0);
-    assert_int_equal (dipx_frame_decode (buf, (size_t) n, &f), 0);
+    dipx_frame_t f;
+    s_raw_hello (h, "court.test", &f);
     assert_int_equal (f.cmd, DIPX_CMD_WELCOME);
-    zmq_close (raw);
-    zmq_ctx_term (ctx);
     /* The police need a slot: refused busy until the court's ends.  */
     dipx_client_t *police;
     assert_int_equal (harness_client (h, "police.test", 0, &police), 0);
