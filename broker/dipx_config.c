@@ -61,6 +61,8 @@ static const s_key_t s_keys[] = {
     KU (ack_timeout_ms, 100, 86400000, "60000", true,
         "a delivery not acknowledged in this time is delivered again"),
     KU (max_deliveries, 1, 1000, "5", true, "deliveries before a message is dead-lettered"),
+    KU (unacked_max_mb, 1, 1048576, "64", true,
+        "bytes (MiB) delivered to one session and not acknowledged, redeliveries included"),
     KU (auth_audit_per_sec, 1, 100000, "50", true,
         "refused connections and malformed frames audited per second (the rest are counted)"),
     KU (max_sessions, 1, DIPX_MAX_SESSIONS, "20000", false,

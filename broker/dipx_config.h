@@ -28,6 +28,7 @@ typedef struct {
     uint64_t queue_max_mb;                /* per-recipient queue cap, megabytes */
     uint64_t ack_timeout_ms;              /* redeliver when unacknowledged this long */
     uint64_t max_deliveries;              /* dead-letter after this many deliveries */
+    uint64_t unacked_max_mb;              /* DELIVER bytes unacknowledged per session */
     uint64_t auth_audit_per_sec;          /* auth refusals audited per second, at most */
     uint64_t max_sessions;                /* connected agencies tracked at once */
     int log_level;                        /* DIPX_LOG_LEVEL_* */

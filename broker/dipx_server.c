@@ -91,6 +91,8 @@
 typedef struct {
     uint64_t seq;      /* message delivered and not yet acknowledged */
     uint64_t deadline; /* monotonic ms after which it is delivered again */
+    uint32_t size;     /* its envelope's bytes */
+    uint32_t sent;     /* DELIVERs of it in this session (s->unacked counts each) */
 } s_flight_t;
 
 typedef struct s_session {
@@ -105,6 +107,10 @@ typedef struct s_session {
     uint64_t cursor;                     /* highest seq delivered this session */
     uint32_t nflight;                    /* entries used in flight[] */
     s_flight_t *flight;                  /* window entries */
+    uint64_t unacked;                    /* envelope bytes of every DELIVER sent in this
+                                            session and not acknowledged, copies included */
+    bool held;                           /* a delivery waits for ACKs to bring unacked
+                                            under unacked_max_mb (s_room) */
     bool want;                           /* may have deliveries to make */
     bool in_want;                        /* on the want list */
     uint32_t recheck_ms;                 /* unbound: interval of its repeated WELCOMEs,
@@ -588,7 +594,7 @@ static void
 s_want (dipx_server_t *self, s_session_t *s)
 {
     s->want = true;
-    if (s->in_want || !s_reachable (s) || s->window == 0)
+    if (s->in_want || !s_reachable (s) || s->window == 0 || s->held)
         return;
     if (self->nwant == self->want_cap) {
         size_t cap = self->want_cap ? self->want_cap * 2 : 64;
@@ -611,12 +617,29 @@ s_flight_find (s_session_t *s, uint64_t seq)
     return NULL;
 }
 
+/*  Takes seq out of s's in-flight set, with every copy of it sent: a
+    delivery held for them may go now.  */
 static void
 s_flight_remove (s_session_t *s, uint64_t seq)
 {
     s_flight_t *f = s_flight_find (s, seq);
-    if (f)
+    if (f) {
+        s->unacked -= (uint64_t) f->size * f->sent;
+        s->held = false;
         *f = s->flight[--s->nflight];
+    }
+}
+
+/*  True if a DELIVER of message f (or of a new one of size bytes, f NULL)
+    may be sent to s now. A connection that stops reading leaves what is sent
+    to it in the broker's memory, and every redelivery is one more copy:
+    unacked_max_mb bounds that per session. A message that is alone in
+    flight always goes, however large, so that none is stuck.  */
+static bool
+s_room (const dipx_server_t *self, const s_session_t *s, const s_flight_t *f, uint32_t size)
+{
+    uint64_t mine = f ? (uint64_t) f->size * f->sent : 0;
+    return s->unacked == mine || s->unacked + size <= self->cfg.unacked_max_mb << 20;
 }
 
 /* --- outgoing frames and audit ------------------------------------------- */
@@ -847,11 +870,14 @@ s_deliver (dipx_server_t *self, dipx_txn_t *txn, s_session_t *s, const dipx_msgr
     if ((rc = dipx_store_audit (txn, &rec)))
         return rc;
     s_flight_t *fl = s_flight_find (s, m->seq);
-    if (!fl && s->nflight < s->window)
+    if (!fl && s->nflight < s->window) {
         fl = &s->flight[s->nflight++];
+        *fl = (s_flight_t) {.seq = m->seq, .size = m->env_len};
+    }
     if (fl) {
-        fl->seq = m->seq;
         fl->deadline = mono + self->cfg.ack_timeout_ms;
+        fl->sent++;
+        s->unacked += fl->size;
     }
     if (m->seq > s->cursor)
         s->cursor = m->seq;
@@ -885,6 +911,12 @@ s_fill (dipx_server_t *self, dipx_txn_t *txn, s_session_t *s, uint64_t now, uint
                                      dipx_identity_id (self->identity))))
                 return rc;
             continue;
+        }
+        if (!s_room (self, s, NULL, (uint32_t) m.env_len)) {
+            if ((rc = s_touch (self, s)))
+                return rc;
+            s->held = true; /* until an ACK frees bytes (s_flight_remove) */
+            return 0;
         }
         if ((rc = s_deliver (self, txn, s, &m, now, mono)))
             return rc;
@@ -1129,6 +1161,8 @@ s_handle_hello (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t now
     s->paused = false;
     s->window = window;
     s->nflight = 0;
+    s->unacked = 0;
+    s->held = false;
     s->cursor = 0;
     s->in_want = false;
     for (size_t i = 0; i < self->nwant; i++)
@@ -1541,7 +1575,10 @@ s_housekeep (dipx_server_t *self, dipx_txn_t *txn, uint64_t now, uint64_t mono)
             if (!s_reachable (s))
                 continue;
             for (uint32_t i = 0; i < s->nflight && budget; i++) {
-                if (s->flight[i].deadline > mono)
+                /* Past its deadline, a message is sent again when there is
+                   room for one more copy; until then it waits, untouched.  */
+                if (s->flight[i].deadline > mono
+                    || !s_room (self, s, &s->flight[i], s->flight[i].size))
                     continue;
                 dipx_msgrec_t m;
                 rc = dipx_store_msg_get (txn, s->flight[i].seq, &m);
@@ -1753,7 +1790,7 @@ s_commit_job (void *arg)
     size_t keep = 0;
     for (size_t i = 0; i < self->nwant; i++) {
         s_session_t *s = self->want[i];
-        if (s->want && s_reachable (s) && s->nflight < s->window)
+        if (s->want && s_reachable (s) && s->nflight < s->window && !s->held)
             self->want[keep++] = s;
         else
             s->in_want = false;
@@ -2055,6 +2092,13 @@ s_reload_finish (dipx_server_t *self)
        wait for this one.  */
     s_collect (self, true);
     dipx_config_reload_into (&self->cfg, &l->cfg);
+    /* unacked_max_mb may have grown: held deliveries try again.  */
+    for (size_t b = 0; b < S_BUCKETS; b++)
+        for (s_session_t *s = self->buckets[b]; s; s = s->next)
+            if (s->held) {
+                s->held = false;
+                s_want (self, s);
+            }
     if (l->rc != S_LOAD_OK)
         return true;
     dipx_registry_destroy (&self->registry);

@@ -186,6 +186,7 @@ test_defaults_roundtrip (void **state)
     cfg.queue_max_mb = 1048576;
     cfg.ack_timeout_ms = 100;
     cfg.max_deliveries = 1000;
+    cfg.unacked_max_mb = 1048576;
     cfg.auth_audit_per_sec = 1;
     cfg.max_sessions = DIPX_MAX_SESSIONS;
     cfg.log_level = DIPX_LOG_LEVEL_DEBUG;
@@ -543,7 +544,7 @@ test_reload_into (void **state)
                        "registry = /r2\npolicy = /p2\nmap_size_mb = 2\nmap_max_mb = 3\n"
                        "max_frame = 2048\nwindow = 2\nverify_threads = 3\nbatch = 4\n"
                        "queue_max_messages = 5\nqueue_max_mb = 6\nack_timeout_ms = 7000\n"
-                       "max_deliveries = 8\nauth_audit_per_sec = 10\n"
+                       "max_deliveries = 8\nunacked_max_mb = 9\nauth_audit_per_sec = 10\n"
                        "max_sessions = 11\nlog_level = error\n";
     assert_int_equal (s_parse (&src, text, err, sizeof err), 0);
     dipx_config_t before = dst;
@@ -566,6 +567,7 @@ test_reload_into (void **state)
     assert_int_equal (dst.queue_max_mb, 6);
     assert_int_equal (dst.ack_timeout_ms, 7000);
     assert_int_equal (dst.max_deliveries, 8);
+    assert_int_equal (dst.unacked_max_mb, 9);
     assert_int_equal (dst.auth_audit_per_sec, 10);
     assert_int_equal (dst.log_level, DIPX_LOG_LEVEL_ERROR);
 
@@ -581,7 +583,8 @@ test_reload_into (void **state)
     }
     static const char *const reload[] = {"registry", "policy", "window",
                                          "queue_max_messages", "queue_max_mb", "ack_timeout_ms",
-                                         "max_deliveries", "auth_audit_per_sec", "log_level"};
+                                         "max_deliveries", "unacked_max_mb",
+                                         "auth_audit_per_sec", "log_level"};
     for (size_t i = 0; i < sizeof reload / sizeof reload[0]; i++) {
         char key[64];
         snprintf (key, sizeof key, "reloaded on SIGHUP\n%s = ", reload[i]);
