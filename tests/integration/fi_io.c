@@ -23,6 +23,13 @@
     ZMQ_SRCFD for any frame (EINVAL), as a libzmq without that deprecated
     property would; the broker then cannot tie a HELLO to its connection.
 
+    DIPX_FI_HOLD=SUFFIX with DIPX_FI_HOLD_GATE=FILE (independent too): an
+    open of a path ending in SUFFIX waits while FILE exists, logging
+    "fi-io: holding open of PATH" and then "fi-io: released PATH". A test
+    holds a reload part-way (at the policy file, which is read after the
+    registry) for as long as it needs, instead of counting on the reload
+    taking longer than what it does meanwhile.
+
     Each failure is logged to stderr ("fi-io: fail ..."): a test checks that
     its fault really fired. Built without sanitizers in every build: it sits
     below ASan's own interceptors (the executable's symbols come first, and
@@ -39,6 +46,7 @@
 #include <string.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <zmq.h>
@@ -79,6 +87,8 @@ s_say (const char *fmt, ...)
 }
 
 static bool s_no_srcfd; /* DIPX_FI_NO_SRCFD set */
+static char s_hold[256];      /* DIPX_FI_HOLD: suffix of the paths held */
+static char s_hold_gate[512]; /* DIPX_FI_HOLD_GATE: held while this exists */
 
 __attribute__ ((constructor)) static void
 s_init (void)
@@ -87,6 +97,12 @@ s_init (void)
     if (nofd && strcmp (nofd, "1") == 0) {
         s_no_srcfd = true;
         s_say ("fi-io: frames without ZMQ_SRCFD");
+    }
+    const char *hold = getenv ("DIPX_FI_HOLD"), *gate = getenv ("DIPX_FI_HOLD_GATE");
+    if (hold && *hold && gate && *gate) {
+        snprintf (s_hold, sizeof s_hold, "%s", hold);
+        snprintf (s_hold_gate, sizeof s_hold_gate, "%s", gate);
+        s_say ("fi-io: opens of *%s held while %s exists", s_hold, s_hold_gate);
     }
     const char *spec = getenv ("DIPX_FI_IO");
     const char *arm = getenv ("DIPX_FI_IO_ARM");
@@ -155,6 +171,20 @@ s_opened (int fd, const char *path)
         atomic_store (&s_is_data[fd], true);
 }
 
+/*  DIPX_FI_HOLD: waits before an open of a held path while the gate exists.  */
+static void
+s_hold_open (const char *path)
+{
+    size_t n = path ? strlen (path) : 0, sn = strlen (s_hold);
+    if (!sn || n < sn || strcmp (path + n - sn, s_hold) != 0 || access (s_hold_gate, F_OK) != 0)
+        return;
+    s_say ("fi-io: holding open of %s", path);
+    const struct timespec tick = {0, 2 * 1000 * 1000};
+    while (access (s_hold_gate, F_OK) == 0)
+        nanosleep (&tick, NULL);
+    s_say ("fi-io: released %s", path);
+}
+
 static mode_t
 s_mode (int flags, va_list ap)
 {
@@ -166,6 +196,7 @@ int
 open (const char *path, int flags, ...)
 {
     REAL ("open", int, const char *, int, ...);
+    s_hold_open (path);
     va_list ap;
     va_start (ap, flags);
     mode_t mode = s_mode (flags, ap);
@@ -179,6 +210,7 @@ int
 open64 (const char *path, int flags, ...)
 {
     REAL ("open64", int, const char *, int, ...);
+    s_hold_open (path);
     va_list ap;
     va_start (ap, flags);
     mode_t mode = s_mode (flags, ap);
@@ -192,6 +224,7 @@ int
 openat (int dirfd, const char *path, int flags, ...)
 {
     REAL ("openat", int, int, const char *, int, ...);
+    s_hold_open (path);
     va_list ap;
     va_start (ap, flags);
     mode_t mode = s_mode (flags, ap);
@@ -205,6 +238,7 @@ int
 openat64 (int dirfd, const char *path, int flags, ...)
 {
     REAL ("openat64", int, int, const char *, int, ...);
+    s_hold_open (path);
     va_list ap;
     va_start (ap, flags);
     mode_t mode = s_mode (flags, ap);

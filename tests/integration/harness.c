@@ -428,6 +428,18 @@ harness_raw (harness_t *h, void *ctx, const char *id)
     return s;
 }
 
+void
+harness_shim (harness_t *h)
+{
+    snprintf (h->shim_env[0], sizeof h->shim_env[0], "LD_PRELOAD=%s/tests/libdipx_fi_io.so",
+              s_env ("DIPX_BUILD_DIR"));
+    const char *asan = getenv ("ASAN_OPTIONS");
+    snprintf (h->shim_env[1], sizeof h->shim_env[1], "ASAN_OPTIONS=%s%sverify_asan_link_order=0",
+              asan ? asan : "", asan && *asan ? ":" : "");
+    h->env[0] = h->shim_env[0];
+    h->env[1] = h->shim_env[1];
+}
+
 int
 harness_raw_recv (void *sock, uint8_t *buf, size_t cap, int timeout_ms)
 {

@@ -46,6 +46,7 @@ typedef struct {
     const char *env[H_MAX_ENV + 1];  /* extra "NAME=value" for the broker's environment
                                         (NULL-terminated; replaces a variable of the same
                                         name); strings kept by the caller */
+    char shim_env[2][1280];          /* harness_shim's entries */
 } harness_t;
 
 /*  Creates the temp dir and broker identity. extra: config lines appended
@@ -82,6 +83,12 @@ int harness_stop (harness_t *h, int sig);
     pidfd, not a polling sleep). Returns 1 and reaps it (status in
     last_status, pid 0) if it exited, 0 if it is still running.  */
 int harness_wait_exit (harness_t *h, int timeout_ms);
+
+/*  Loads the fault-injection shim (libdipx_fi_io.so, fi_io.c) into the
+    broker harness_start starts: sets env[0] (LD_PRELOAD) and env[1]
+    (ASAN_OPTIONS, telling clang's static ASan runtime not to object to a
+    library loaded ahead of it). The shim's own variables go in env[2...].  */
+void harness_shim (harness_t *h);
 
 /*  Stops the broker and removes the directory.  */
 void harness_fini (harness_t *h);

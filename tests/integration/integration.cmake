@@ -36,6 +36,7 @@ dipx_test(test_flood SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_flood.c
 add_dependencies(test_flood dipxd)
 
 # SIGHUP with a registry of 25,000 agencies: served meanwhile, then in force.
+# The reload is held part-way by the fault-injection shim (faultinject.cmake).
 dipx_test(test_reload SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_reload.c
   LIBS dipx_harness TIMEOUT 300 LABELS integration)
-add_dependencies(test_reload dipxd)
+add_dependencies(test_reload dipxd dipx_fi_io)

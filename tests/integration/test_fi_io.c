@@ -52,28 +52,13 @@ typedef enum {
     MUST_STOP,   /* only a clean stop is right */
 } s_expect_t;
 
-/*  The broker's environment entries 0 and 1: the shim preloaded, and ASan
-    (clang's static runtime) told not to object to a preloaded library ahead
-    of it (the shim itself is not instrumented).  */
-static void
-s_shim_env (harness_t *h, char *preload, size_t preload_size, char *asan, size_t asan_size)
-{
-    snprintf (preload, preload_size, "LD_PRELOAD=%s/tests/libdipx_fi_io.so",
-              getenv ("DIPX_BUILD_DIR"));
-    const char *asan_env = getenv ("ASAN_OPTIONS");
-    snprintf (asan, asan_size, "ASAN_OPTIONS=%s%sverify_asan_link_order=0",
-              asan_env ? asan_env : "", asan_env && *asan_env ? ":" : "");
-    h->env[0] = preload;
-    h->env[1] = asan;
-}
-
 /*  Starts the broker with the shim loaded and its faults (spec) waiting
     for the arm file; returns that file's path.  */
 static const char *
 s_start_shim (harness_t *h, const char *spec)
 {
-    static char preload[700], fi[200], arm[600], asan[1200];
-    s_shim_env (h, preload, sizeof preload, asan, sizeof asan);
+    static char fi[200], arm[600];
+    harness_shim (h);
     snprintf (fi, sizeof fi, "DIPX_FI_IO=%s", spec);
     snprintf (arm, sizeof arm, "DIPX_FI_IO_ARM=%s/arm", h->dir);
     h->env[2] = fi;
@@ -319,8 +304,8 @@ test_unbound_session_rechecked (void **state)
     (void) state;
     harness_t *h = fi_harness ("max_sessions = 2");
     assert_non_null (harness_add (h, "court.test", DIPX_AGENCY_COURT, DIPX_STATUS_ACTIVE));
-    static char preload[700], nofd[] = "DIPX_FI_NO_SRCFD=1", asan[1200];
-    s_shim_env (h, preload, sizeof preload, asan, sizeof asan);
+    static char nofd[] = "DIPX_FI_NO_SRCFD=1";
+    harness_shim (h);
     h->env[2] = nofd;
     assert_int_equal (harness_start (h), 0);
     assert_int_equal (fi_log_count (h, "fi-io: frames without ZMQ_SRCFD"), 1);
