@@ -93,6 +93,8 @@ typedef struct {
     uint64_t deadline; /* monotonic ms after which it is delivered again */
     uint32_t size;     /* its envelope's bytes */
     uint32_t sent;     /* DELIVERs of it in this session (s->unacked counts each) */
+    uint32_t count;    /* its delivery count, as of the last DELIVER */
+    uint32_t missed;   /* redeliveries since then held back for room (s_room) */
 } s_flight_t;
 
 typedef struct s_session {
@@ -633,13 +635,17 @@ s_flight_remove (s_session_t *s, uint64_t seq)
 /*  True if a DELIVER of message f (or of a new one of size bytes, f NULL)
     may be sent to s now. A connection that stops reading leaves what is sent
     to it in the broker's memory, and every redelivery is one more copy:
-    unacked_max_mb bounds that per session. A message that is alone in
-    flight always goes, however large, so that none is stuck.  */
+    unacked_max_mb bounds that per session, to the limit plus one message.
+    The first DELIVER of a message goes when nothing is in flight, however
+    large, so that none is stuck; so do copies of a message alone in flight,
+    up to the limit.  */
 static bool
 s_room (const dipx_server_t *self, const s_session_t *s, const s_flight_t *f, uint32_t size)
 {
+    uint64_t limit = self->cfg.unacked_max_mb << 20;
     uint64_t mine = f ? (uint64_t) f->size * f->sent : 0;
-    return s->unacked == mine || s->unacked + size <= self->cfg.unacked_max_mb << 20;
+    return s->unacked == 0 || s->unacked + size <= limit
+           || (s->unacked == mine && mine <= limit);
 }
 
 /* --- outgoing frames and audit ------------------------------------------- */
@@ -813,11 +819,14 @@ s_dead_letter (dipx_server_t *self, dipx_txn_t *txn, const dipx_msgrec_t *m, uin
     dipx_audit_set_reason (&rec, reason);
     if ((rc = dipx_store_audit (txn, &rec)))
         return rc;
+    /* A session holding back a delivery (perhaps this message, which was
+       next in its queue) tries again.  */
     s_session_t *s = s_session_find (self, to);
-    if (s && s_flight_find (s, seq)) {
+    if (s && (s->held || s_flight_find (s, seq))) {
         if ((rc = s_touch (self, s)))
             return rc;
         s_flight_remove (s, seq);
+        s->held = false;
         s_want (self, s);
     }
     return s_receipt (self, from, id, receipt_event, by, now, code, reason, count);
@@ -877,6 +886,8 @@ s_deliver (dipx_server_t *self, dipx_txn_t *txn, s_session_t *s, const dipx_msgr
     if (fl) {
         fl->deadline = mono + self->cfg.ack_timeout_ms;
         fl->sent++;
+        fl->count = count;
+        fl->missed = 0;
         s->unacked += fl->size;
     }
     if (m->seq > s->cursor)
@@ -912,7 +923,9 @@ s_fill (dipx_server_t *self, dipx_txn_t *txn, s_session_t *s, uint64_t now, uint
                 return rc;
             continue;
         }
-        if (!s_room (self, s, NULL, (uint32_t) m.env_len)) {
+        /* (One at max_deliveries is dead-lettered by s_deliver, sending
+           nothing.)  */
+        if (m.count < self->cfg.max_deliveries && !s_room (self, s, NULL, (uint32_t) m.env_len)) {
             if ((rc = s_touch (self, s)))
                 return rc;
             s->held = true; /* until an ACK frees bytes (s_flight_remove) */
@@ -1575,16 +1588,40 @@ s_housekeep (dipx_server_t *self, dipx_txn_t *txn, uint64_t now, uint64_t mono)
             if (!s_reachable (s))
                 continue;
             for (uint32_t i = 0; i < s->nflight && budget; i++) {
-                /* Past its deadline, a message is sent again when there is
-                   room for one more copy; until then it waits, untouched.  */
-                if (s->flight[i].deadline > mono
-                    || !s_room (self, s, &s->flight[i], s->flight[i].size))
+                s_flight_t *f = &s->flight[i];
+                if (f->deadline > mono)
                     continue;
+                /* Past its deadline, a message is sent again if there is
+                   room for one more copy. If not, the attempt counts as
+                   made (a copy would sit unread beside the others), so that
+                   max_deliveries still ends a message its recipient does
+                   not take; the store is read only then.  */
+                bool room = s_room (self, s, f, f->size);
+                if (!room) {
+                    if ((rc = s_touch (self, s)))
+                        return rc;
+                    f->deadline = mono + self->cfg.ack_timeout_ms;
+                    f->missed++;
+                    if ((uint64_t) f->count + f->missed < self->cfg.max_deliveries)
+                        continue;
+                }
                 dipx_msgrec_t m;
-                rc = dipx_store_msg_get (txn, s->flight[i].seq, &m);
+                rc = dipx_store_msg_get (txn, f->seq, &m);
                 if (rc == 0 && m.state == DIPX_MSG_QUEUED) {
                     uint32_t before = s->nflight;
-                    if ((rc = s_deliver (self, txn, s, &m, now, mono)))
+                    if (room)
+                        rc = s_deliver (self, txn, s, &m, now, mono);
+                    else {
+                        char reason[128];
+                        snprintf (reason, sizeof reason,
+                                  "not acknowledged after %u deliveries and %u more held back "
+                                  "(unacked_max_mb)",
+                                  m.count, f->missed);
+                        rc = s_dead_letter (self, txn, &m, now, DIPX_AUDIT_DEAD_LETTERED,
+                                            DIPX_EVENT_DEAD_LETTERED, DIPX_E_UNDELIVERED, reason,
+                                            dipx_identity_id (self->identity));
+                    }
+                    if (rc)
                         return rc;
                     budget--;
                     if (s->nflight < before)
@@ -1592,7 +1629,7 @@ s_housekeep (dipx_server_t *self, dipx_txn_t *txn, uint64_t now, uint64_t mono)
                 } else if (rc == 0 || rc == DIPX_E_NOT_FOUND) {
                     if ((rc = s_touch (self, s)))
                         return rc;
-                    s_flight_remove (s, s->flight[i].seq);
+                    s_flight_remove (s, f->seq);
                     i--;
                 } else
                     return rc;

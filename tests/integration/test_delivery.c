@@ -84,6 +84,19 @@ s_wait_receipt (dipx_client_t *c, const uint8_t *id, int event, dipx_receipt_t *
     }
 }
 
+/*  Sends n messages of size bytes each (random) to cjit.test, results in r.  */
+static void
+s_send_big (dipx_client_t *police, int n, size_t size, dipx_result_t *r)
+{
+    uint8_t *body = malloc (size);
+    assert_non_null (body);
+    randombytes_buf (body, size);
+    dipx_send_t m = s_msg ();
+    for (int i = 0; i < n; i++)
+        assert_int_equal (dipx_client_send (police, &m, body, size, WAIT_MS, &r[i]), 0);
+    free (body);
+}
+
 static void
 test_redelivery_after_ack_timeout (void **state)
 {
@@ -150,15 +163,12 @@ test_unacked_bytes_bound_deliveries (void **state)
     enum { N = 10, BODY = 250000, FIT = 4 }; /* 4 envelopes fit in 1 MiB, 5 do not */
     harness_t *h = s_start ("unacked_max_mb = 1\nack_timeout_ms = 500\nmax_deliveries = 100");
     dipx_client_t *police = s_client (h, "police.test", 0);
-    dipx_client_t *cjit = s_client (h, "cjit.test", 64);
-    uint8_t *body = malloc (BODY);
-    assert_non_null (body);
-    randombytes_buf (body, BODY);
-    dipx_send_t m = s_msg ();
     dipx_result_t r[N];
-    for (int i = 0; i < N; i++)
-        assert_int_equal (dipx_client_send (police, &m, body, BODY, WAIT_MS, &r[i]), 0);
-    free (body);
+    s_send_big (police, N, BODY, r);
+    /* Connected once all ten are queued: its HELLO's transaction delivers
+       what fits, at once (one message alone in flight may be sent again
+       up to the limit, which a slow machine would show).  */
+    dipx_client_t *cjit = s_client (h, "cjit.test", 64);
     dipx_message_t *first[FIT];
     for (int i = 0; i < FIT; i++) {
         first[i] = s_recv (cjit);
@@ -225,8 +235,12 @@ test_stalled_reader_bounded (void **state)
     enum { N = 40, BODY = 250000, FIT = 4, ACK_TIMEOUT_MS = 300 };
     harness_t *h = s_start ("unacked_max_mb = 1\nack_timeout_ms = 300\nmax_deliveries = 100");
     dipx_client_t *police = s_client (h, "police.test", 0);
-    /* cjit's connection: a receive buffer of one frame and a few KiB of
-       socket buffer, and nothing read after the WELCOME.  */
+    long rss0 = harness_broker_kb (h, "VmRSS");
+    dipx_result_t r[N];
+    s_send_big (police, N, BODY, r);
+    /* cjit's connection, once all forty are queued: a receive buffer of one
+       frame and a few KiB of socket buffer, and nothing read after the
+       WELCOME.  */
     void *ctx = zmq_ctx_new ();
     h_agency_t *a = harness_agency (h, "cjit.test");
     void *raw = zmq_socket (ctx, ZMQ_DEALER);
@@ -250,18 +264,7 @@ test_stalled_reader_bounded (void **state)
     assert_true (n > 0);
     assert_int_equal (dipx_frame_decode (buf, (size_t) n, &f), 0);
     assert_int_equal (f.cmd, DIPX_CMD_WELCOME);
-    long rss0 = harness_broker_kb (h, "VmRSS");
-    uint8_t *body = malloc (BODY);
-    assert_non_null (body);
-    randombytes_buf (body, BODY);
-    dipx_send_t m = s_msg ();
-    for (int i = 0; i < N; i++) {
-        dipx_result_t r;
-        assert_int_equal (dipx_client_send (police, &m, body, BODY, WAIT_MS, &r), 0);
-    }
-    free (body);
-    /* The four are out once all forty are accepted (each send answered
-       after the commit that delivered what fitted).  */
+    /* The four went out in the WELCOME's transaction.  */
     const char *ev = "\"ev\":\"delivered\"";
     assert_int_equal (harness_audit_count (h, ev, NULL), FIT);
     /* Three ack timeouts later: no copy, nothing more.  */
@@ -274,6 +277,63 @@ test_stalled_reader_bounded (void **state)
     zmq_close (raw);
     zmq_ctx_term (ctx);
     dipx_client_destroy (&police);
+    s_end (h);
+}
+
+/*  A redelivery held back for room counts as an attempt: a recipient that
+    takes messages and never acknowledges them still has them dead-lettered
+    after max_deliveries, its sender told, and the next message goes.  */
+static void
+test_held_redeliveries_dead_letter (void **state)
+{
+    (void) state;
+    enum { N = 5, BODY = 250000, FIT = 4 };
+    harness_t *h = s_start ("unacked_max_mb = 1\nack_timeout_ms = 300\nmax_deliveries = 2");
+    dipx_client_t *police = s_client (h, "police.test", 0);
+    dipx_result_t r[N];
+    s_send_big (police, N, BODY, r);
+    dipx_client_t *cjit = s_client (h, "cjit.test", 64);
+    for (int i = 0; i < FIT; i++) {
+        dipx_message_t *msg = s_recv (cjit); /* and never acknowledged */
+        assert_memory_equal (dipx_message_id (msg), r[i].id, DIPX_MESSAGE_ID_BYTES);
+        dipx_message_destroy (&msg);
+    }
+    /* One delivery each and one more held back: dead letters. The first
+       frees room, so a copy of another may go before its own turn comes
+       (then it is dead-lettered after its two deliveries).  */
+    bool dead[FIT] = {false};
+    int held_back = 0;
+    for (int ndead = 0; ndead < FIT;) {
+        dipx_receipt_t rc;
+        assert_int_equal (dipx_client_receipt (police, WAIT_MS, &rc), 0);
+        if (rc.event != DIPX_EVENT_DEAD_LETTERED)
+            continue;
+        int k = 0;
+        while (k < FIT && memcmp (rc.id, r[k].id, DIPX_MESSAGE_ID_BYTES) != 0)
+            k++;
+        assert_true (k < FIT);
+        assert_false (dead[k]);
+        assert_int_equal (rc.code, DIPX_E_UNDELIVERED);
+        assert_non_null (strstr (rc.reason, "not acknowledged after"));
+        held_back += strstr (rc.reason, "held back") != NULL;
+        dead[k] = true;
+        ndead++;
+    }
+    assert_true (held_back >= 1);
+    /* Room again: the fifth comes, on its first delivery, after any copies
+       of the four.  */
+    dipx_message_t *msg = s_recv (cjit);
+    while (memcmp (dipx_message_id (msg), r[FIT].id, DIPX_MESSAGE_ID_BYTES) != 0) {
+        assert_int_equal (dipx_message_delivery_count (msg), 2);
+        dipx_message_destroy (&msg);
+        msg = s_recv (cjit);
+    }
+    assert_int_equal (dipx_message_delivery_count (msg), 1);
+    assert_int_equal (dipx_client_ack (cjit, msg), 0);
+    dipx_message_destroy (&msg);
+    s_wait_receipt (police, r[FIT].id, DIPX_EVENT_ACKED, NULL);
+    dipx_client_destroy (&police);
+    dipx_client_destroy (&cjit);
     s_end (h);
 }
 
@@ -880,6 +940,7 @@ main (int argc, char **argv)
         cmocka_unit_test (test_redelivery_after_reconnect),
         cmocka_unit_test (test_unacked_bytes_bound_deliveries),
         cmocka_unit_test (test_stalled_reader_bounded),
+        cmocka_unit_test (test_held_redeliveries_dead_letter),
         cmocka_unit_test (test_dead_letter_and_redrive),
         cmocka_unit_test (test_expiry_dead_letters_and_notifies),
         cmocka_unit_test (test_queue_cap_refuses_never_drops),
