@@ -493,6 +493,10 @@ static void
 s_sessions_bind (dipx_server_t *self)
 {
     const uint64_t mono = dipx_mono_ms ();
+    /* The connection events that came during the commit first: an
+       ACCEPTED that was late when a HELLO was tagged (two I/O threads) then
+       shows the tag as too old, rather than as a closed connection's.  */
+    s_monitor_events (self);
     for (size_t i = 0; i < self->nitems; i++) {
         s_item_t *it = &self->items[i];
         if (!it->open || it->rc || it->f.cmd != DIPX_CMD_HELLO)
