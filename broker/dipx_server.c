@@ -1135,11 +1135,43 @@ s_handle_send (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t now)
     return 0;
 }
 
+/*  Answers a HELLO with the WELCOME granting window, audited (with reason,
+    if not NULL).  */
+static int
+s_welcome_audited (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint32_t window,
+                   const char *reason, uint64_t now)
+{
+    dipx_frame_t f;
+    s_welcome (self, window, &f);
+    int rc = s_reply (self, it, &f);
+    if (rc)
+        return rc;
+    dipx_audit_t rec;
+    dipx_audit_init (&rec, DIPX_AUDIT_SESSION, now);
+    snprintf (rec.by, sizeof rec.by, "%s", it->agency);
+    rec.count = window;
+    rec.present |= DIPX_AU_BY | DIPX_AU_COUNT;
+    if (reason)
+        dipx_audit_set_reason (&rec, reason);
+    return dipx_store_audit (txn, &rec);
+}
+
 static int
 s_handle_hello (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t now)
 {
     int rc;
+    uint32_t window = (uint32_t) it->f.u.hello.window;
+    if (window > self->cfg.window)
+        window = (uint32_t) self->cfg.window;
     s_session_t *s = s_session_find (self, it->agency);
+    if (s && s->window > 0 && s->rid_len && window == 0) {
+        /* A send-only connection of an agency that is receiving elsewhere
+           (`dipx send` beside the agency's receiving service): answered,
+           and the session stays with the receiver, which would otherwise
+           stop getting deliveries without being told.  */
+        return s_welcome_audited (self, txn, it, 0, "send only, beside the receiving session",
+                                  now);
+    }
     if (!s) {
         if (self->nsessions >= self->cfg.max_sessions) {
             dipx_log_warn ("session refused to %s: max_sessions (%llu) agencies are connected",
@@ -1161,9 +1193,6 @@ s_handle_hello (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t now
         self->undo[self->nundo - 1].created = true;
     } else if ((rc = s_touch (self, s)))
         return rc;
-    uint32_t window = (uint32_t) it->f.u.hello.window;
-    if (window > self->cfg.window)
-        window = (uint32_t) self->cfg.window;
     if (window != s->window) {
         s_flight_t *flight = window ? malloc (window * sizeof *flight) : NULL;
         if (window && !flight)
@@ -1187,16 +1216,7 @@ s_handle_hello (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t now
             s->in_want = true;
     if (window)
         s_want (self, s);
-    dipx_frame_t f;
-    s_welcome (self, window, &f);
-    if ((rc = s_reply (self, it, &f)))
-        return rc;
-    dipx_audit_t rec;
-    dipx_audit_init (&rec, DIPX_AUDIT_SESSION, now);
-    snprintf (rec.by, sizeof rec.by, "%s", it->agency);
-    rec.count = window;
-    rec.present |= DIPX_AU_BY | DIPX_AU_COUNT;
-    return dipx_store_audit (txn, &rec);
+    return s_welcome_audited (self, txn, it, window, NULL, now);
 }
 
 /*  Writes the audit record of a recipient's signed act (ack or outcome).  */
@@ -1599,22 +1619,22 @@ s_housekeep (dipx_server_t *self, dipx_txn_t *txn, uint64_t now, uint64_t mono)
                    room for one more copy. If not, the attempt counts as
                    made (a copy would sit unread beside the others), so that
                    max_deliveries still ends a message its recipient does
-                   not take; the store is read only then.  */
-                bool room = s_room (self, s, f, f->size);
-                if (!room) {
+                   not take, at the deadline after its last attempt as
+                   without the hold; the store is read only then.  */
+                uint64_t attempts = (uint64_t) f->count + f->missed;
+                if (attempts < self->cfg.max_deliveries && !s_room (self, s, f, f->size)) {
                     if ((rc = s_touch (self, s)))
                         return rc;
                     f->deadline = mono + self->cfg.ack_timeout_ms;
                     f->missed++;
-                    if ((uint64_t) f->count + f->missed < self->cfg.max_deliveries)
-                        continue;
+                    continue;
                 }
                 dipx_msgrec_t m;
                 rc = dipx_store_msg_get (txn, f->seq, &m);
                 if (rc == 0 && m.state == DIPX_MSG_QUEUED) {
                     uint32_t before = s->nflight;
-                    if (room)
-                        rc = s_deliver (self, txn, s, &m, now, mono);
+                    if (!f->missed || attempts < self->cfg.max_deliveries)
+                        rc = s_deliver (self, txn, s, &m, now, mono); /* or dead-letters it */
                     else {
                         char reason[128];
                         snprintf (reason, sizeof reason,

@@ -150,6 +150,38 @@ test_redelivery_after_reconnect (void **state)
     s_end (h);
 }
 
+/*  A send-only connection of an agency (window 0: `dipx send` run beside
+    the agency's receiving service) does not take the agency's deliveries
+    from the receiver, while it is open or once it has gone.  */
+static void
+test_send_only_hello_keeps_receiver (void **state)
+{
+    (void) state;
+    harness_t *h = s_start (NULL);
+    dipx_client_t *police = s_client (h, "police.test", 0);
+    dipx_client_t *cjit = s_client (h, "cjit.test", 8);
+    dipx_client_t *cli = s_client (h, "cjit.test", 0); /* ready: its WELCOME came */
+    dipx_send_t m = s_msg ();
+    dipx_result_t r[2];
+    assert_int_equal (dipx_client_send (police, &m, "one", 3, WAIT_MS, &r[0]), 0);
+    dipx_message_t *msg = s_recv (cjit);
+    assert_memory_equal (dipx_message_id (msg), r[0].id, DIPX_MESSAGE_ID_BYTES);
+    assert_int_equal (dipx_client_ack (cjit, msg), 0);
+    dipx_message_destroy (&msg);
+    dipx_client_destroy (&cli);
+    assert_int_equal (dipx_client_send (police, &m, "two", 3, WAIT_MS, &r[1]), 0);
+    msg = s_recv (cjit);
+    assert_memory_equal (dipx_message_id (msg), r[1].id, DIPX_MESSAGE_ID_BYTES);
+    assert_int_equal (dipx_client_ack (cjit, msg), 0);
+    dipx_message_destroy (&msg);
+    s_wait_receipt (police, r[1].id, DIPX_EVENT_ACKED, NULL);
+    assert_int_equal (harness_audit_count (h, "\"ev\":\"session\"", "cjit.test", "send only", NULL),
+                      1);
+    dipx_client_destroy (&police);
+    dipx_client_destroy (&cjit);
+    s_end (h);
+}
+
 /*  A recipient that takes deliveries and does not acknowledge them (or a
     connection that stops reading, which leaves them in the broker's memory):
     once unacked_max_mb of envelopes are out to it, redeliveries included,
@@ -938,6 +970,7 @@ main (int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_redelivery_after_ack_timeout),
         cmocka_unit_test (test_redelivery_after_reconnect),
+        cmocka_unit_test (test_send_only_hello_keeps_receiver),
         cmocka_unit_test (test_unacked_bytes_bound_deliveries),
         cmocka_unit_test (test_stalled_reader_bounded),
         cmocka_unit_test (test_held_redeliveries_dead_letter),
