@@ -1046,37 +1046,67 @@ s_verify_job (void *arg)
     }
 }
 
+typedef enum { ID_NEW, ID_RESENT, ID_TAKEN } s_id_use_t;
+
+/*  Looks up the SEND's id: ID_NEW, ID_TAKEN (it holds another message), or
+    ID_RESENT: its sender's resend of the stored envelope (the same header
+    and ciphertext, i.e. digest, from the same agency), answered here with
+    the original ACCEPTED. Its signature is not checked: nothing is stored,
+    and the answer tells the sender only what it was told.  */
+static int
+s_id_use (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, const uint8_t *digest,
+          s_id_use_t *use)
+{
+    *use = ID_NEW;
+    dipx_idrec_t ir;
+    int rc = dipx_store_id_get (txn, it->env.h.id, &ir);
+    if (rc == DIPX_E_NOT_FOUND)
+        return 0;
+    if (rc)
+        return rc;
+    *use = ID_TAKEN;
+    if (strcmp (ir.from, it->agency) != 0
+        || sodium_memcmp (ir.digest, digest, sizeof ir.digest) != 0)
+        return 0;
+    dipx_frame_t f = {.cmd = DIPX_CMD_ACCEPTED};
+    memcpy (f.u.accepted.id, it->env.h.id, DIPX_ID_BYTES);
+    f.u.accepted.seq = ir.seq;
+    *use = ID_RESENT;
+    return s_reply (self, it, &f);
+}
+
 static int
 s_handle_send (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t now)
 {
     int rc = 0;
-    if (it->send_rc) {
-        s_refuse (self, txn, it, it->send_rc, it->why, now, &rc);
-        return rc;
-    }
-    if (it->vrc) {
-        s_refuse (self, txn, it, DIPX_E_BAD_SIGNATURE,
-                  "envelope signature does not verify with the sender's key", now, &rc);
+    if (it->send_rc || it->vrc) {
+        /* A resend of a stored message gets its first answer, though a
+           check may refuse it now: its expiry passed, or a reload changed
+           the registry or the policy. A REFUSED would tell its sender that
+           it was not stored.  */
+        if (it->env_ok && it->send_rc != DIPX_E_SENDER_MISMATCH) {
+            uint8_t digest[2 * DIPX_HASH_BYTES];
+            s_id_use_t use;
+            dipx_envelope_digest (&it->env, digest);
+            if ((rc = s_id_use (self, txn, it, digest, &use)) || use == ID_RESENT)
+                return rc;
+        }
+        if (it->send_rc)
+            s_refuse (self, txn, it, it->send_rc, it->why, now, &rc);
+        else
+            s_refuse (self, txn, it, DIPX_E_BAD_SIGNATURE,
+                      "envelope signature does not verify with the sender's key", now, &rc);
         return rc;
     }
     const dipx_header_t *h = &it->env.h;
-    dipx_idrec_t ir;
-    rc = dipx_store_id_get (txn, h->id, &ir);
-    if (rc == 0) {
-        if (sodium_memcmp (ir.digest, it->digest, sizeof ir.digest) == 0
-            && strcmp (ir.from, it->agency) == 0) {
-            /* A resend of an accepted message: the original answer again.  */
-            dipx_frame_t f = {.cmd = DIPX_CMD_ACCEPTED};
-            memcpy (f.u.accepted.id, h->id, DIPX_ID_BYTES);
-            f.u.accepted.seq = ir.seq;
-            return s_reply (self, it, &f);
-        }
+    s_id_use_t use;
+    if ((rc = s_id_use (self, txn, it, it->digest, &use)) || use == ID_RESENT)
+        return rc;
+    if (use == ID_TAKEN) {
         s_refuse (self, txn, it, DIPX_E_ID_CONFLICT,
                   "message id already used for a different message", now, &rc);
         return rc;
     }
-    if (rc != DIPX_E_NOT_FOUND)
-        return rc;
     if (self->degraded) {
         /* The first run failed (storage full, or a write or allocation
            failed): refuse, with the refusal audited if even that

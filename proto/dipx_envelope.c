@@ -164,6 +164,14 @@ s_sigmsg (const uint8_t hh[DIPX_HASH_BYTES], const uint8_t *ct, size_t ct_len,
                         msg + sizeof S_SIGMSG_LABEL + DIPX_HASH_BYTES);
 }
 
+void
+dipx_envelope_digest (const dipx_envelope_t *env, uint8_t digest[2 * DIPX_HASH_BYTES])
+{
+    uint8_t msg[S_SIGMSG_BYTES];
+    s_sigmsg (env->hh, env->ct.ptr, env->ct.len, msg);
+    memcpy (digest, msg + sizeof S_SIGMSG_LABEL, 2 * DIPX_HASH_BYTES);
+}
+
 int
 dipx_envelope_verify (const dipx_envelope_t *env, const uint8_t sign_pk[DIPX_KEY_BYTES],
                       uint8_t digest[2 * DIPX_HASH_BYTES])

@@ -65,6 +65,10 @@ DIPX_MUST_CHECK int dipx_envelope_verify (const dipx_envelope_t *env,
                                           const uint8_t sign_pk[DIPX_KEY_BYTES],
                                           uint8_t digest[2 * DIPX_HASH_BYTES]);
 
+/*  The digest alone (hh || ph), unverified: to recognise a resend of an
+    envelope already stored.  */
+void dipx_envelope_digest (const dipx_envelope_t *env, uint8_t digest[2 * DIPX_HASH_BYTES]);
+
 /*  Builds, seals and signs an envelope. shared is crypto_box_beforenm of the
     recipient's public key and the sender's secret key; sign_sk is the
     sender's Ed25519 secret key (64 bytes). Validates the header by decoding

@@ -520,6 +520,42 @@ test_queue_byte_cap (void **state)
     s_end (h);
 }
 
+/*  A resend of a stored message gets its original ACCEPTED even when the
+    checks would refuse it now (here: it has expired meanwhile), so that its
+    sender does not take it for never stored and seal it again.  */
+static void
+test_resend_after_expiry_accepted (void **state)
+{
+    (void) state;
+    harness_t *h = s_start (NULL);
+    dipx_client_t *police = s_client (h, "police.test", 0);
+    dipx_send_t m = s_msg ();
+    m.ttl_ms = 300;
+    uint8_t *env;
+    size_t len;
+    assert_int_equal (dipx_client_seal (police, &m, "stored", 6, &env, &len), 0);
+    dipx_result_t a, b;
+    assert_int_equal (dipx_client_post_sealed (police, env, len), 0);
+    assert_int_equal (dipx_client_result (police, WAIT_MS, &a), 0);
+    assert_int_equal (a.code, 0);
+    s_wait_receipt (police, a.id, DIPX_EVENT_EXPIRED, NULL); /* the recipient is offline */
+    assert_int_equal (dipx_client_post_sealed (police, env, len), 0);
+    assert_int_equal (dipx_client_result (police, WAIT_MS, &b), 0);
+    assert_int_equal (b.code, 0);
+    assert_memory_equal (b.id, a.id, DIPX_MESSAGE_ID_BYTES);
+    assert_int_equal (b.seq, a.seq);
+    /* Not a resend: another ciphertext under that id is refused, for its
+       expiry (checked first). Its last 69 bytes are the signature, with
+       its key and length.  */
+    env[len - 80] ^= 1;
+    assert_int_equal (dipx_client_post_sealed (police, env, len), 0);
+    assert_int_equal (dipx_client_result (police, WAIT_MS, &b), 0);
+    assert_int_equal (b.code, DIPX_E_EXPIRED);
+    free (env);
+    dipx_client_destroy (&police);
+    s_end (h);
+}
+
 static void
 test_dedup_across_restart (void **state)
 {
@@ -979,6 +1015,7 @@ main (int argc, char **argv)
         cmocka_unit_test (test_queue_cap_refuses_never_drops),
         cmocka_unit_test (test_queue_byte_cap),
         cmocka_unit_test (test_dedup_across_restart),
+        cmocka_unit_test (test_resend_after_expiry_accepted),
         cmocka_unit_test (test_receipts_outcome_and_track),
         cmocka_unit_test (test_storage_full),
         cmocka_unit_test (test_disk_full),
