@@ -10,6 +10,7 @@
 #include "dipx_auth.h"
 
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "dipx_log.h"
@@ -143,18 +144,17 @@ dipx_auth_handle (dipx_auth_t *self, dipx_auth_event_t *ev)
             snprintf (ev->why, sizeof ev->why, "key not registered");
         else {
             memcpy (ev->agency, e->card.id, sizeof ev->agency);
-            if (e->status == DIPX_STATUS_ACTIVE) {
+            /* Refused with 400 (set above), never ZAP's "temporary" 300:
+               libzmq answers 300 by silently dropping the connection, and
+               a suspended agency, or one whose card has expired, must be
+               told rather than left retrying.  */
+            const char *why = dipx_entry_unusable (e, (int64_t) time (NULL));
+            if (!why) {
                 ev->admitted = true;
                 ev->status = 200;
-                snprintf (ev->why, sizeof ev->why, "active");
-            } else if (e->status == DIPX_STATUS_SUSPENDED) {
-                /* 400, not ZAP's "temporary" 300: libzmq answers 300 by
-                   silently dropping the connection, and a suspended agency
-                   must be told rather than left retrying.  */
-                ev->status = 400;
-                snprintf (ev->why, sizeof ev->why, "agency suspended");
-            } else
-                snprintf (ev->why, sizeof ev->why, "agency revoked");
+                why = "active";
+            }
+            snprintf (ev->why, sizeof ev->why, "%s", why);
         }
     }
     if (kept >= 1 && rc == 0) {

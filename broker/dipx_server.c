@@ -984,20 +984,21 @@ s_precheck_send (dipx_server_t *self, s_item_t *it, uint64_t now)
     it->env_ok = true;
     const dipx_entry_t *from = dipx_registry_by_id (self->registry, it->agency);
     const dipx_entry_t *to = dipx_registry_by_id (self->registry, h->to);
+    const char *why;
     if (strcmp (h->from, it->agency) != 0) {
         it->send_rc = DIPX_E_SENDER_MISMATCH;
         snprintf (it->why, sizeof it->why, "envelope from '%s' on a connection of '%s'", h->from,
                   it->agency);
-    } else if (!from || from->status != DIPX_STATUS_ACTIVE) {
+    } else if (!from || (why = dipx_entry_unusable (from, (int64_t) (now / 1000)))) {
         it->send_rc = DIPX_E_SENDER_INACTIVE;
-        snprintf (it->why, sizeof it->why, "sender '%s' is not active", it->agency);
+        snprintf (it->why, sizeof it->why, "sender '%s': %s", it->agency,
+                  from ? why : "not registered");
     } else if (!to) {
         it->send_rc = DIPX_E_UNKNOWN_RECIPIENT;
         snprintf (it->why, sizeof it->why, "recipient '%s' is not registered", h->to);
-    } else if (to->status != DIPX_STATUS_ACTIVE) {
+    } else if ((why = dipx_entry_unusable (to, (int64_t) (now / 1000)))) {
         it->send_rc = DIPX_E_RECIPIENT_INACTIVE;
-        snprintf (it->why, sizeof it->why, "recipient '%s' is %s", h->to,
-                  dipx_status_name (to->status));
+        snprintf (it->why, sizeof it->why, "recipient '%s': %s", h->to, why);
     } else if ((rc = dipx_policy_check (self->policy, from->card.type, h->type, to->card.type,
                                         h->basis))) {
         it->send_rc = rc;
@@ -1520,13 +1521,14 @@ s_prepare (dipx_server_t *self, s_item_t *it, uint64_t now)
         return;
     }
     const dipx_entry_t *e = dipx_registry_by_id (self->registry, it->agency);
-    if (!e || e->status != DIPX_STATUS_ACTIVE) {
+    const char *why = e ? dipx_entry_unusable (e, (int64_t) (now / 1000)) : "not registered";
+    if (why) {
         if (it->f.cmd == DIPX_CMD_SEND) {
             s_precheck_send (self, it, now); /* refuses with sender_inactive */
             return;
         }
         it->rc = DIPX_E_SENDER_INACTIVE;
-        snprintf (it->why, sizeof it->why, "agency '%s' is not active", it->agency);
+        snprintf (it->why, sizeof it->why, "agency '%s': %s", it->agency, why);
         return;
     }
     switch (it->f.cmd) {

@@ -59,6 +59,20 @@ struct dipx_registry_t {
     uint8_t hash_key[crypto_shorthash_KEYBYTES]; /* this registry's SipHash key */
 };
 
+const char *
+dipx_entry_unusable (const dipx_entry_t *e, int64_t now)
+{
+    if (e->status == DIPX_STATUS_SUSPENDED)
+        return "agency suspended";
+    if (e->status != DIPX_STATUS_ACTIVE)
+        return "agency revoked";
+    if (now < e->card.valid_from)
+        return "card not yet valid";
+    if (now >= e->card.valid_until)
+        return "card expired";
+    return NULL;
+}
+
 dipx_registry_t *
 dipx_registry_new (void)
 {

@@ -35,6 +35,12 @@ typedef struct {
 
 typedef struct dipx_registry_t dipx_registry_t;
 
+/*  Why an agency's entry cannot be used at time now (seconds since the
+    epoch): NULL when it is active and now is within its card's validity
+    (valid-from <= now < valid-until); else "agency suspended", "agency
+    revoked", "card not yet valid" or "card expired".  */
+const char *dipx_entry_unusable (const dipx_entry_t *e, int64_t now);
+
 /*  An empty registry. NULL if memory is short.  */
 dipx_registry_t *dipx_registry_new (void);
 

@@ -186,8 +186,8 @@ s_write_cards (harness_t *h, const char *path, bool all)
         card.type = a->type;
         snprintf (card.org, sizeof card.org, "ORG%d", i);
         snprintf (card.area, sizeof card.area, "AREA1");
-        card.valid_from = 1700000000;
-        card.valid_until = 4000000000;
+        card.valid_from = a->valid_from ? a->valid_from : 1700000000;
+        card.valid_until = a->valid_until ? a->valid_until : 4000000000;
         char *text = NULL;
         size_t len;
         rc = dipx_card_make (a->identity, &card, &text, &len);

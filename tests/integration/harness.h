@@ -23,6 +23,8 @@ typedef struct {
     int status;                      /* dipx_status_t in the registry; -1 = not in it */
     char secret[512];                /* path of its secret file */
     dipx_identity_t *identity;       /* its keys, for raw tests */
+    int64_t valid_from, valid_until; /* its card's validity, seconds; 0 = the default
+                                        (2023-11-14 to 2096-10-02) */
 } h_agency_t;
 
 typedef struct {

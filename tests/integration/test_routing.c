@@ -41,6 +41,13 @@ s_setup (void **state)
     assert_non_null (harness_add (h, "police.suspended", DIPX_AGENCY_POLICE,
                                   DIPX_STATUS_SUSPENDED));
     assert_non_null (harness_add (h, "police.unknown", DIPX_AGENCY_POLICE, -1));
+    /* Active, with a card past its validity, and one not valid yet.  */
+    h_agency_t *a = harness_add (h, "cjit.expired", DIPX_AGENCY_CJIT, DIPX_STATUS_ACTIVE);
+    assert_non_null (a);
+    a->valid_until = 1700000000 + 86400;
+    a = harness_add (h, "cjit.future", DIPX_AGENCY_CJIT, DIPX_STATUS_ACTIVE);
+    assert_non_null (a);
+    a->valid_from = 3900000000;
     assert_int_equal (harness_start (h), 0);
     *state = h;
     return 0;
@@ -252,6 +259,32 @@ test_auth_refusals (void **state)
     dipx_client_t *police = s_client (h, "police.test", 0);
     dipx_send_t m = s_dt1 ("cjit.test");
     assert_int_equal (dipx_client_send (police, &m, "x", 1, WAIT_MS, NULL), 0);
+    dipx_client_destroy (&police);
+}
+
+/*  A card is used only within its validity period: an agency whose card
+    has expired, or is not valid yet, is refused at the handshake and as a
+    recipient, with the reason in the audit and the REFUSED.  */
+static void
+test_card_validity (void **state)
+{
+    harness_t *h = *state;
+    const char *const ids[] = {"cjit.expired", "cjit.future"};
+    const char *const whys[] = {"card expired", "card not yet valid"};
+    dipx_client_t *police = s_client (h, "police.test", 0);
+    for (int i = 0; i < 2; i++) {
+        dipx_client_t *c = NULL;
+        assert_int_equal (harness_client (h, ids[i], 0, &c), 0);
+        assert_int_equal (dipx_client_wait_ready (c, WAIT_MS), DIPX_E_AUTH);
+        dipx_client_destroy (&c);
+        assert_true (harness_audit_count (h, "\"ev\":\"auth_refused\"", ids[i], whys[i], NULL)
+                     >= 1);
+        dipx_send_t m = s_dt1 (ids[i]);
+        dipx_result_t r;
+        assert_int_equal (dipx_client_send (police, &m, "x", 1, WAIT_MS, &r),
+                          DIPX_E_RECIPIENT_INACTIVE);
+        assert_non_null (strstr (r.reason, whys[i]));
+    }
     dipx_client_destroy (&police);
 }
 
@@ -478,6 +511,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_offline_recipient, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_survives_sigkill, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_auth_refusals, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_card_validity, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_policy_refusals, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_envelope_refusals, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_readdressed_refused_by_recipient, s_setup,
