@@ -85,6 +85,7 @@
 #define S_PENDING_AUDIT_MAX 4096
 #define S_RECHECK_FIRST_MS 250  /* an unbound session's WELCOME is repeated after this, */
 #define S_RECHECK_MAX_MS 30000  /* then at doubling intervals up to this (s_sessions_recheck) */
+#define S_PAUSE_MS 1000        /* a session whose send queue was full rests this long */
 #define S_OUT_SMALL 400        /* frames up to this size are kept inline (every
                                   reply but DELIVER and HISTORY) */
 
@@ -102,7 +103,8 @@ typedef struct s_session {
     uint8_t rid[S_RID_MAX];              /* current connection's routing id */
     size_t rid_len;                      /* 0 = not connected */
     bool paused;                         /* a DELIVER found its queue full: nothing more
-                                            is sent to it until its next HELLO */
+                                            is sent to it until S_PAUSE_MS later */
+    uint64_t paused_at;                  /* monotonic ms it was paused */
     int fd;                              /* its connection's descriptor, -1 unknown */
     uint32_t gen;                        /* and generation (s_monitor_events) */
     uint32_t window;                     /* credit granted; 0 = send only */
@@ -1641,6 +1643,15 @@ s_housekeep (dipx_server_t *self, dipx_txn_t *txn, uint64_t now, uint64_t mono)
     size_t budget = self->cfg.batch;
     for (size_t b = 0; b < S_BUCKETS && budget; b++)
         for (s_session_t *s = self->buckets[b]; s && budget; s = s->next) {
+            if (s->paused && mono >= s->paused_at + S_PAUSE_MS) {
+                /* Its send queue was full a while ago: deliveries resume;
+                   a queue still full pauses it again.  */
+                if ((rc = s_touch (self, s)))
+                    return rc;
+                s->paused = false;
+                dipx_log_debug ("session of %s resumes after its send queue was full",
+                               s->agency);
+            }
             if (!s_reachable (s))
                 continue;
             for (uint32_t i = 0; i < s->nflight && budget; i++) {
@@ -1749,8 +1760,15 @@ s_send_out (dipx_server_t *self, uint64_t now)
             if (s && s->rid_len == o->rid_len && memcmp (s->rid, o->rid, o->rid_len) == 0) {
                 if (err == EHOSTUNREACH)
                     s_session_free (self, s);
-                else if (o->deliver)
+                else if (o->deliver) {
+                    /* Rests, and the message it missed is due again as
+                       soon as it resumes (s_housekeep).  */
                     s->paused = true;
+                    s->paused_at = dipx_mono_ms ();
+                    s_flight_t *f = s_flight_find (s, o->seq);
+                    if (f)
+                        f->deadline = 0;
+                }
             }
             if (!o->deliver) {
                 dipx_log_debug ("reply not sent: %s", zmq_strerror (err));

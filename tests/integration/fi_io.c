@@ -23,6 +23,13 @@
     ZMQ_SRCFD for any frame (EINVAL), as a libzmq without that deprecated
     property would; the broker then cannot tie a HELLO to its connection.
 
+    DIPX_FI_FULL_GATE=FILE (independent too): while FILE exists, the first
+    two-part zmq_send whose second part is longer than 400 bytes (a DELIVER:
+    the broker's other frames are shorter) fails with EAGAIN, as a full send
+    queue would make it, and the shim removes FILE ("fi-io: send queue full
+    for a DELIVER"). The first part is held back until the second is seen,
+    so a refused message sends nothing, as libzmq's own refusal would.
+
     DIPX_FI_HOLD=SUFFIX with DIPX_FI_HOLD_GATE=FILE (independent too): an
     open of a path ending in SUFFIX waits while FILE exists, logging
     "fi-io: holding open of PATH" and then "fi-io: released PATH". A test
@@ -87,6 +94,7 @@ s_say (const char *fmt, ...)
 }
 
 static bool s_no_srcfd; /* DIPX_FI_NO_SRCFD set */
+static char s_full_gate[512]; /* DIPX_FI_FULL_GATE */
 static char s_hold[256];      /* DIPX_FI_HOLD: suffix of the paths held */
 static char s_hold_gate[512]; /* DIPX_FI_HOLD_GATE: held while this exists */
 
@@ -97,6 +105,11 @@ s_init (void)
     if (nofd && strcmp (nofd, "1") == 0) {
         s_no_srcfd = true;
         s_say ("fi-io: frames without ZMQ_SRCFD");
+    }
+    const char *full = getenv ("DIPX_FI_FULL_GATE");
+    if (full && *full) {
+        snprintf (s_full_gate, sizeof s_full_gate, "%s", full);
+        s_say ("fi-io: one DELIVER refused (EAGAIN) once %s exists", s_full_gate);
     }
     const char *hold = getenv ("DIPX_FI_HOLD"), *gate = getenv ("DIPX_FI_HOLD_GATE");
     if (hold && *hold && gate && *gate) {
@@ -338,4 +351,37 @@ zmq_msg_get (const zmq_msg_t *msg, int property)
     }
     REAL ("zmq_msg_get", int, const zmq_msg_t *, int);
     return real (msg, property);
+}
+
+/*  DIPX_FI_FULL_GATE, on the broker's ROUTER only. It sends (routing id,
+    frame) pairs with zmq_send from its loop thread only, so one held first
+    part is enough.  */
+int
+zmq_send (void *sock, const void *buf, size_t len, int flags)
+{
+    REAL ("zmq_send", int, void *, const void *, size_t, int);
+    static unsigned char rid[256];
+    static size_t rid_len;
+    static bool held;
+    int type = 0;
+    size_t tl = sizeof type;
+    if (!s_full_gate[0] || zmq_getsockopt (sock, ZMQ_TYPE, &type, &tl) != 0 || type != ZMQ_ROUTER)
+        return real (sock, buf, len, flags); /* the ZAP handler mixes zmq_msg_send in */
+    if ((flags & ZMQ_SNDMORE) && !held && len <= sizeof rid) {
+        memcpy (rid, buf, len);
+        rid_len = len;
+        held = true;
+        return (int) len;
+    }
+    if (!held)
+        return real (sock, buf, len, flags);
+    held = false;
+    if (len > 400 && access (s_full_gate, F_OK) == 0) {
+        unlink (s_full_gate);
+        s_say ("fi-io: send queue full for a DELIVER");
+        errno = EAGAIN;
+        return -1;
+    }
+    int rc = real (sock, rid, rid_len, flags | ZMQ_SNDMORE);
+    return rc < 0 ? rc : real (sock, buf, len, flags);
 }

@@ -332,6 +332,48 @@ test_unbound_session_rechecked (void **state)
     harness_fini (h);
 }
 
+/*  A DELIVER that finds the recipient's send queue full (EAGAIN, here from
+    the shim) pauses its session for about a second; then the message it
+    missed is delivered again at once, on the same connection, with no new
+    HELLO. Before, the session stayed paused until the agency's next HELLO,
+    which libdipx sends only on a new connection.  */
+static void
+test_full_send_queue_resumes (void **state)
+{
+    (void) state;
+    harness_t *h = fi_harness (NULL);
+    static char gate[600];
+    harness_shim (h);
+    snprintf (gate, sizeof gate, "DIPX_FI_FULL_GATE=%s/full", h->dir);
+    h->env[2] = gate;
+    assert_int_equal (harness_start (h), 0);
+    dipx_client_t *police, *cjit;
+    assert_int_equal (harness_client (h, "police.test", 0, &police), 0);
+    assert_int_equal (harness_client (h, "cjit.test", 8, &cjit), 0);
+    assert_int_equal (dipx_client_wait_ready (police, 20000), 0);
+    assert_int_equal (dipx_client_wait_ready (cjit, 20000), 0);
+    s_arm (gate + strlen ("DIPX_FI_FULL_GATE="));
+    uint8_t subject[DIPX_SUBJECT_BYTES] = {1};
+    dipx_send_t m = harness_dt1 ("cjit.test", subject);
+    dipx_result_t r;
+    assert_int_equal (dipx_client_send (police, &m, "missed once", 11, 20000, &r), 0);
+    dipx_message_t *msg = NULL;
+    assert_int_equal (dipx_client_recv (cjit, 20000, &msg), 0);
+    assert_int_equal (fi_log_count (h, "fi-io: send queue full for a DELIVER"), 1);
+    assert_memory_equal (dipx_message_id (msg), r.id, DIPX_MESSAGE_ID_BYTES);
+    assert_int_equal (dipx_message_delivery_count (msg), 2); /* the first never left */
+    assert_int_equal (dipx_client_ack (cjit, msg), 0);
+    dipx_message_destroy (&msg);
+    assert_int_equal (harness_round_trip (police, cjit, "cjit.test", 20000), 0);
+    char idhex[33];
+    dipx_id_to_hex (r.id, idhex);
+    assert_int_equal (harness_audit_count (h, "\"ev\":\"undeliverable\"", idhex, NULL), 1);
+    dipx_client_destroy (&police);
+    dipx_client_destroy (&cjit);
+    s_stop_clean (h);
+    harness_fini (h);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -350,6 +392,7 @@ main (int argc, char **argv)
         cmocka_unit_test (test_hello_retried),
         cmocka_unit_test (test_failed_hello_leaves_no_session),
         cmocka_unit_test (test_unbound_session_rechecked),
+        cmocka_unit_test (test_full_send_queue_resumes),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
