@@ -782,6 +782,14 @@ s_pending_audit (dipx_server_t *self, const dipx_audit_t *rec)
 
 /* --- the message state changes (inside the transaction) ------------------ */
 
+/*  The reason an expired message is dead-lettered with: whether it was
+    ever delivered (in this session or an earlier one).  */
+static const char *
+s_expired_why (const dipx_msgrec_t *m)
+{
+    return m->count ? "expired before it was acknowledged" : "expired before delivery";
+}
+
 /*  Moves a queued message to the dead letters with its audit records and
     tells the sender.  */
 static int
@@ -924,7 +932,7 @@ s_fill (dipx_server_t *self, dipx_txn_t *txn, s_session_t *s, uint64_t now, uint
         if (m.expires <= now) {
             if ((rc = s_dead_letter (self, txn, &m, now, DIPX_AUDIT_EXPIRED, DIPX_EVENT_EXPIRED,
                                      DIPX_E_EXPIRED,
-                                     "expired before delivery",
+                                     s_expired_why (&m),
                                      dipx_identity_id (self->identity))))
                 return rc;
             continue;
@@ -1622,7 +1630,7 @@ s_housekeep (dipx_server_t *self, dipx_txn_t *txn, uint64_t now, uint64_t mono)
             return rc;
         if ((rc = s_dead_letter (self, txn, &m, now, DIPX_AUDIT_EXPIRED, DIPX_EVENT_EXPIRED,
                                      DIPX_E_EXPIRED,
-                                 "expired before it was acknowledged",
+                                 s_expired_why (&m),
                                  dipx_identity_id (self->identity))))
             return rc;
     }

@@ -131,6 +131,10 @@ s_header_decode (const uint8_t *buf, size_t len, dipx_header_t *h)
         return DIPX_E_VALUE;
     if (strcmp (h->from, h->to) == 0)
         return DIPX_E_VALUE;
+    /* 16 zero bytes stand for "no id" in REFUSED (an envelope that did not
+       decode), so no message may have them.  */
+    if (sodium_is_zero (h->id, sizeof h->id))
+        return DIPX_E_VALUE;
     return 0;
 }
 

@@ -450,10 +450,12 @@ test_expiry_dead_letters_and_notifies (void **state)
     m.ttl_ms = 400;
     dipx_result_t r;
     assert_int_equal (dipx_client_send (police, &m, "short-lived", 11, WAIT_MS, &r), 0);
-    /* The recipient is offline; the sender is told when it expires.  */
+    /* The recipient is offline; the sender is told when it expires, and
+       that it was never delivered.  */
     dipx_receipt_t rc;
     s_wait_receipt (police, r.id, DIPX_EVENT_EXPIRED, &rc);
     assert_int_equal (rc.code, DIPX_E_EXPIRED);
+    assert_string_equal (rc.reason, "expired before delivery");
     /* It is never delivered: a marker sent after it arrives first.  */
     m.ttl_ms = 0;
     dipx_result_t marker;

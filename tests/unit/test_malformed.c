@@ -405,6 +405,8 @@ static const s_row_t s_envelope_rows[] = {
      ENV ("8c" H_ID H_TYPE H_FROM H_SUBJ H_BASIS H_REF H_PURPOSE H_CATS H_CREATED H_EXPIRES
           " 'v' 02 'to' 'police.met.brixton'")},
     {"id of 15 bytes", DIPX_E_FIELD_LENGTH, ENV ("8c" HX_ID " 'id' b(00*15)")},
+    {"id all zero (REFUSED's 'no id')", DIPX_E_VALUE, ENV ("8c" HX_ID " 'id' b(00*16)")},
+    {"accepted: id zero but its last byte", 0, ENV ("8c" HX_ID " 'id' b(00*15 01)")},
     {"type with capitals", DIPX_E_VALUE, ENV ("8c" HX_TYPE " 'type' 'Drug_test_result'")},
     {"type starting with a digit", DIPX_E_VALUE, ENV ("8c" HX_TYPE " 'type' '1st_test'")},
     {"type with a hyphen", DIPX_E_VALUE, ENV ("8c" HX_TYPE " 'type' 'drug-test'")},
