@@ -82,10 +82,12 @@
 #define S_BUCKETS 65536        /* session hash buckets (power of two) */
 #define S_SELFCHECK_MS 5000    /* start-up self-check deadline */
 #define S_HOUSEKEEP_MS 250     /* expiry and redelivery timer period */
+#define S_BARRED_MS 1000       /* how often sessions are checked against the registry */
 #define S_PENDING_AUDIT_MAX 4096
 #define S_RECHECK_FIRST_MS 250  /* an unbound session's WELCOME is repeated after this, */
 #define S_RECHECK_MAX_MS 30000  /* then at doubling intervals up to this (s_sessions_recheck) */
-#define S_PAUSE_MS 1000        /* a session whose send queue was full rests this long */
+#define S_PAUSE_MS 1000        /* a session whose send queue was full rests this long,
+                                  doubling while it stays full, up to ack_timeout_ms */
 #define S_OUT_SMALL 400        /* frames up to this size are kept inline (every
                                   reply but DELIVER and HISTORY) */
 
@@ -103,8 +105,11 @@ typedef struct s_session {
     uint8_t rid[S_RID_MAX];              /* current connection's routing id */
     size_t rid_len;                      /* 0 = not connected */
     bool paused;                         /* a DELIVER found its queue full: nothing more
-                                            is sent to it until S_PAUSE_MS later */
+                                            is sent to it until pause_ms later */
     uint64_t paused_at;                  /* monotonic ms it was paused */
+    uint64_t pause_ms;                   /* its current rest; 0 = its DELIVERs go out */
+    bool barred;                         /* its agency may not receive now (suspended,
+                                            card expired: s_sessions_barred) */
     int fd;                              /* its connection's descriptor, -1 unknown */
     uint32_t gen;                        /* and generation (s_monitor_events) */
     uint32_t window;                     /* credit granted; 0 = send only */
@@ -231,6 +236,7 @@ struct dipx_server_t {
     uint64_t bucket_ms;                /* rate limiter: current second */
     uint64_t bucket_used;              /* refusals audited this second */
     uint64_t next_housekeep;           /* monotonic ms */
+    uint64_t next_barred;              /* monotonic ms of the next s_sessions_barred */
     int degraded;                      /* this run of the turn: 0 normal, 1 refuses new
                                           messages (audited), 2 refuses them unaudited */
     int fail_rc;                       /* why the turn's first run failed */
@@ -250,7 +256,7 @@ struct dipx_server_t {
 static bool
 s_reachable (const s_session_t *s)
 {
-    return s->rid_len && !s->paused;
+    return s->rid_len && !s->paused && !s->barred;
 }
 
 static size_t
@@ -614,6 +620,28 @@ s_want (dipx_server_t *self, s_session_t *s)
     }
     self->want[self->nwant++] = s;
     s->in_want = true;
+}
+
+/*  Bars the sessions of agencies that may no longer receive (suspended or
+    revoked by a reload, or whose card is past its validity: ZAP checks only
+    new connections), and lifts the bar when they may again (reactivated by
+    a reload). A barred session gets nothing (s_reachable); what it had in
+    flight stays queued. Loop thread, between jobs.  */
+static void
+s_sessions_barred (dipx_server_t *self, uint64_t now)
+{
+    for (size_t b = 0; b < S_BUCKETS; b++)
+        for (s_session_t *s = self->buckets[b]; s; s = s->next) {
+            const dipx_entry_t *e = dipx_registry_by_id (self->registry, s->agency);
+            const char *why = e ? dipx_entry_unusable (e, (int64_t) (now / 1000)) : "not registered";
+            if (why && !s->barred)
+                dipx_log_info ("session of %s barred: %s", s->agency, why);
+            else if (!why && s->barred)
+                dipx_log_info ("session of %s may receive again", s->agency);
+            s->barred = why != NULL;
+            if (!why && s->want)
+                s_want (self, s);
+        }
 }
 
 static s_flight_t *
@@ -1063,7 +1091,9 @@ typedef enum { ID_NEW, ID_RESENT, ID_TAKEN } s_id_use_t;
     ID_RESENT: its sender's resend of the stored envelope (the same header
     and ciphertext, i.e. digest, from the same agency), answered here with
     the original ACCEPTED. Its signature is not checked: nothing is stored,
-    and the answer tells the sender only what it was told.  */
+    and the answer tells the sender only what it was told. digest NULL: the
+    envelope was not verified, and its digest is computed only if the id is
+    its sender's (hashing up to 1 MiB).  */
 static int
 s_id_use (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, const uint8_t *digest,
           s_id_use_t *use)
@@ -1076,8 +1106,14 @@ s_id_use (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, const uint8_t *dig
     if (rc)
         return rc;
     *use = ID_TAKEN;
-    if (strcmp (ir.from, it->agency) != 0
-        || sodium_memcmp (ir.digest, digest, sizeof ir.digest) != 0)
+    if (strcmp (ir.from, it->agency) != 0)
+        return 0;
+    uint8_t computed[2 * DIPX_HASH_BYTES];
+    if (!digest) {
+        dipx_envelope_digest (&it->env, computed);
+        digest = computed;
+    }
+    if (sodium_memcmp (ir.digest, digest, sizeof ir.digest) != 0)
         return 0;
     dipx_frame_t f = {.cmd = DIPX_CMD_ACCEPTED};
     memcpy (f.u.accepted.id, it->env.h.id, DIPX_ID_BYTES);
@@ -1096,10 +1132,8 @@ s_handle_send (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t now)
            the registry or the policy. A REFUSED would tell its sender that
            it was not stored.  */
         if (it->env_ok && it->send_rc != DIPX_E_SENDER_MISMATCH) {
-            uint8_t digest[2 * DIPX_HASH_BYTES];
             s_id_use_t use;
-            dipx_envelope_digest (&it->env, digest);
-            if ((rc = s_id_use (self, txn, it, digest, &use)) || use == ID_RESENT)
+            if ((rc = s_id_use (self, txn, it, NULL, &use)) || use == ID_RESENT)
                 return rc;
         }
         if (it->send_rc)
@@ -1205,7 +1239,9 @@ s_handle_hello (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t now
     if (window > self->cfg.window)
         window = (uint32_t) self->cfg.window;
     s_session_t *s = s_session_find (self, it->agency);
-    if (s && s->window > 0 && s->rid_len && window == 0) {
+    size_t rl = zmq_msg_size (&it->rid);
+    if (s && s->window > 0 && s->rid_len && window == 0
+        && (s->rid_len != rl || memcmp (s->rid, zmq_msg_data (&it->rid), rl) != 0)) {
         /* A send-only connection of an agency that is receiving elsewhere
            (`dipx send` beside the agency's receiving service): answered,
            and the session stays with the receiver, which would otherwise
@@ -1242,10 +1278,11 @@ s_handle_hello (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t now
         free (s->flight);
         s->flight = flight;
     }
-    size_t rl = zmq_msg_size (&it->rid);
     memcpy (s->rid, zmq_msg_data (&it->rid), rl);
     s->rid_len = rl;
     s->paused = false;
+    s->pause_ms = 0;
+    s->barred = false; /* s_prepare let its HELLO through */
     s->window = window;
     s->nflight = 0;
     s->unacked = 0;
@@ -1651,18 +1688,22 @@ s_housekeep (dipx_server_t *self, dipx_txn_t *txn, uint64_t now, uint64_t mono)
     size_t budget = self->cfg.batch;
     for (size_t b = 0; b < S_BUCKETS && budget; b++)
         for (s_session_t *s = self->buckets[b]; s && budget; s = s->next) {
-            if (s->paused && mono >= s->paused_at + S_PAUSE_MS) {
-                /* Its send queue was full a while ago: deliveries resume;
-                   a queue still full pauses it again.  */
+            if (s->paused && mono >= s->paused_at + s->pause_ms) {
+                /* Its send queue was full a while ago: one DELIVER (the one
+                   it missed, due now) probes it, and the rest wait, held,
+                   until that one goes out (s_send_out) or an ACK comes; a
+                   queue still full pauses it again, for twice as long.  */
                 if ((rc = s_touch (self, s)))
                     return rc;
                 s->paused = false;
+                s->held = true;
                 dipx_log_debug ("session of %s resumes after its send queue was full",
                                s->agency);
             }
             if (!s_reachable (s))
                 continue;
-            for (uint32_t i = 0; i < s->nflight && budget; i++) {
+            uint32_t probe = s->pause_ms && s->held ? 1 : UINT32_MAX;
+            for (uint32_t i = 0; i < s->nflight && budget && probe; i++) {
                 s_flight_t *f = &s->flight[i];
                 if (f->deadline > mono)
                     continue;
@@ -1699,6 +1740,7 @@ s_housekeep (dipx_server_t *self, dipx_txn_t *txn, uint64_t now, uint64_t mono)
                     if (rc)
                         return rc;
                     budget--;
+                    probe--;
                     if (s->nflight < before)
                         i--; /* dead-lettered: slot i now holds another entry */
                 } else if (rc == 0 || rc == DIPX_E_NOT_FOUND) {
@@ -1752,30 +1794,61 @@ s_transact (dipx_server_t *self, bool housekeep, uint64_t now, uint64_t mono)
     return 0;
 }
 
+/*  After a DELIVER to s went out: a session resumed after a full send queue
+    (s_housekeep) is taking frames again, so the rest of its deliveries may
+    follow, and the messages whose DELIVER never left (sent 0) are due at
+    once. Loop thread, between jobs.  */
+static void
+s_delivered_out (dipx_server_t *self, s_session_t *s)
+{
+    if (!s->pause_ms || s->paused)
+        return;
+    s->pause_ms = 0;
+    s->held = false;
+    for (uint32_t i = 0; i < s->nflight; i++)
+        if (s->flight[i].sent == 0)
+            s->flight[i].deadline = 0;
+    s_want (self, s);
+}
+
 static void
 s_send_out (dipx_server_t *self, uint64_t now)
 {
     for (size_t i = 0; i < self->nout; i++) {
         s_out_t *o = &self->out[i];
-        if (zmq_send (self->router, o->rid, o->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0
-            || zmq_send (self->router, s_out_data (o), o->len, ZMQ_DONTWAIT) < 0) {
+        if (zmq_send (self->router, o->rid, o->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0
+            && zmq_send (self->router, s_out_data (o), o->len, ZMQ_DONTWAIT) >= 0) {
+            s_session_t *s = o->deliver ? s_session_find (self, o->agency) : NULL;
+            if (s && s->rid_len == o->rid_len && memcmp (s->rid, o->rid, o->rid_len) == 0)
+                s_delivered_out (self, s);
+        } else {
             int err = zmq_errno ();
             /* The agency's connection is gone (EHOSTUNREACH, thanks to
                ZMQ_ROUTER_MANDATORY: a session on it ends, which is what ends
                one whose close the monitor could not match) or full (EAGAIN:
-               deliveries stop until the agency says HELLO again).  */
+               the session rests, see S_PAUSE_MS).  */
             s_session_t *s = o->agency[0] ? s_session_find (self, o->agency) : NULL;
             if (s && s->rid_len == o->rid_len && memcmp (s->rid, o->rid, o->rid_len) == 0) {
                 if (err == EHOSTUNREACH)
                     s_session_free (self, s);
                 else if (o->deliver) {
-                    /* Rests, and the message it missed is due again as
-                       soon as it resumes (s_housekeep).  */
-                    s->paused = true;
-                    s->paused_at = dipx_mono_ms ();
+                    /* This copy never left: not counted in unacked. The
+                       first message missed is due again as soon as the
+                       session resumes (s_housekeep).  */
                     s_flight_t *f = s_flight_find (s, o->seq);
-                    if (f)
-                        f->deadline = 0;
+                    if (f && f->sent) {
+                        f->sent--;
+                        s->unacked -= f->size;
+                    }
+                    if (!s->paused) {
+                        s->paused = true;
+                        s->paused_at = dipx_mono_ms ();
+                        s->pause_ms = s->pause_ms ? 2 * s->pause_ms : S_PAUSE_MS;
+                        if (s->pause_ms > self->cfg.ack_timeout_ms)
+                            s->pause_ms = self->cfg.ack_timeout_ms;
+                        if (f)
+                            f->deadline = 0;
+                    }
                 }
             }
             if (!o->deliver) {
@@ -2022,6 +2095,10 @@ s_turn (dipx_server_t *self, long timeout_ms)
     if (housekeep) {
         self->next_housekeep = mono + S_HOUSEKEEP_MS;
         s_sessions_recheck (self, mono);
+        if (mono >= self->next_barred) {
+            self->next_barred = mono + S_BARRED_MS;
+            s_sessions_barred (self, now);
+        }
     }
     if (self->nready == 0 && self->nwant == 0 && self->npending == 0 && !housekeep)
         return 0;
@@ -2227,6 +2304,7 @@ s_reload_finish (dipx_server_t *self)
     l->registry = NULL;
     l->policy = NULL;
     dipx_auth_set_registry (self->auth, self->registry);
+    s_sessions_barred (self, dipx_now_ms ());
     dipx_log_set_level (self->cfg.log_level);
     dipx_log_info ("reloaded: registry %zu agencies, policy %zu rules (read in %llu ms)",
                    dipx_registry_size (self->registry), dipx_policy_size (self->policy),

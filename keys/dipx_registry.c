@@ -66,7 +66,9 @@ dipx_entry_unusable (const dipx_entry_t *e, int64_t now)
         return "agency suspended";
     if (e->status != DIPX_STATUS_ACTIVE)
         return "agency revoked";
-    if (now < e->card.valid_from)
+    /* A card made a little ahead of this clock (keygen sets valid-from to
+       its own now) is valid: the protocol's clock skew allowance.  */
+    if (now + (int64_t) (DIPX_MAX_CLOCK_SKEW_MS / 1000) < e->card.valid_from)
         return "card not yet valid";
     if (now >= e->card.valid_until)
         return "card expired";

@@ -37,8 +37,9 @@ typedef struct dipx_registry_t dipx_registry_t;
 
 /*  Why an agency's entry cannot be used at time now (seconds since the
     epoch): NULL when it is active and now is within its card's validity
-    (valid-from <= now < valid-until); else "agency suspended", "agency
-    revoked", "card not yet valid" or "card expired".  */
+    (valid-from <= now + the 5-minute clock skew, now < valid-until); else
+    "agency suspended", "agency revoked", "card not yet valid" or "card
+    expired".  */
 const char *dipx_entry_unusable (const dipx_entry_t *e, int64_t now);
 
 /*  An empty registry. NULL if memory is short.  */

@@ -23,12 +23,13 @@
     ZMQ_SRCFD for any frame (EINVAL), as a libzmq without that deprecated
     property would; the broker then cannot tie a HELLO to its connection.
 
-    DIPX_FI_FULL_GATE=FILE (independent too): while FILE exists, the first
-    two-part zmq_send whose second part is longer than 400 bytes (a DELIVER:
-    the broker's other frames are shorter) fails with EAGAIN, as a full send
-    queue would make it, and the shim removes FILE ("fi-io: send queue full
-    for a DELIVER"). The first part is held back until the second is seen,
-    so a refused message sends nothing, as libzmq's own refusal would.
+    DIPX_FI_FULL_GATE=FILE (independent too): while FILE exists, every
+    two-part zmq_send on a ROUTER whose second part is longer than 400 bytes
+    (a DELIVER: the broker's other frames are shorter) fails with EAGAIN, as
+    a full send queue would make it ("fi-io: send queue full for a
+    DELIVER"). While FILE exists the first part is held back until the
+    second is seen, so a refused message sends nothing, as libzmq's own
+    refusal would.
 
     DIPX_FI_HOLD=SUFFIX with DIPX_FI_HOLD_GATE=FILE (independent too): an
     open of a path ending in SUFFIX waits while FILE exists, logging
@@ -367,7 +368,7 @@ zmq_send (void *sock, const void *buf, size_t len, int flags)
     size_t tl = sizeof type;
     if (!s_full_gate[0] || zmq_getsockopt (sock, ZMQ_TYPE, &type, &tl) != 0 || type != ZMQ_ROUTER)
         return real (sock, buf, len, flags); /* the ZAP handler mixes zmq_msg_send in */
-    if ((flags & ZMQ_SNDMORE) && !held && len <= sizeof rid) {
+    if ((flags & ZMQ_SNDMORE) && !held && len <= sizeof rid && access (s_full_gate, F_OK) == 0) {
         memcpy (rid, buf, len);
         rid_len = len;
         held = true;
@@ -377,11 +378,10 @@ zmq_send (void *sock, const void *buf, size_t len, int flags)
         return real (sock, buf, len, flags);
     held = false;
     if (len > 400 && access (s_full_gate, F_OK) == 0) {
-        unlink (s_full_gate);
         s_say ("fi-io: send queue full for a DELIVER");
         errno = EAGAIN;
         return -1;
     }
-    int rc = real (sock, rid, rid_len, flags | ZMQ_SNDMORE);
+    int rc = real (sock, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     return rc < 0 ? rc : real (sock, buf, len, flags);
 }

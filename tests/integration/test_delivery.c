@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include "dipx_identity.h"
 
@@ -145,6 +146,42 @@ test_redelivery_after_reconnect (void **state)
     assert_true (dipx_message_is_redelivered (msg));
     assert_int_equal (dipx_client_ack (cjit, msg), 0);
     dipx_message_destroy (&msg);
+    dipx_client_destroy (&police);
+    dipx_client_destroy (&cjit);
+    s_end (h);
+}
+
+/*  A card that expires while its agency is connected: ZAP checks only new
+    connections, so the broker bars the open session; nothing more is
+    delivered to it, redeliveries included, and sends to it are refused.  */
+static void
+test_expired_card_bars_session (void **state)
+{
+    (void) state;
+    harness_t *h = calloc (1, sizeof *h);
+    assert_non_null (h);
+    assert_int_equal (harness_init (h, "ack_timeout_ms = 500\nmax_deliveries = 100"), 0);
+    assert_non_null (harness_add (h, "police.test", DIPX_AGENCY_POLICE, DIPX_STATUS_ACTIVE));
+    h_agency_t *a = harness_add (h, "cjit.test", DIPX_AGENCY_CJIT, DIPX_STATUS_ACTIVE);
+    assert_non_null (a);
+    a->valid_until = (int64_t) time (NULL) + 5;
+    assert_int_equal (harness_start (h), 0);
+    dipx_client_t *police = s_client (h, "police.test", 0);
+    dipx_client_t *cjit = s_client (h, "cjit.test", 8);
+    dipx_send_t m = s_msg ();
+    dipx_result_t r;
+    assert_int_equal (dipx_client_send (police, &m, "unacked", 7, WAIT_MS, &r), 0);
+    dipx_message_t *msg = s_recv (cjit); /* and never acknowledged */
+    dipx_message_destroy (&msg);
+    assert_int_equal (harness_log_wait (h, 0, "session of cjit.test barred: card expired", WAIT_MS),
+                      0);
+    char idhex[33];
+    dipx_id_to_hex (r.id, idhex);
+    int n = harness_audit_count (h, "\"ev\":\"delivered\"", idhex, NULL);
+    usleep (1500 * 1000); /* three ack timeouts */
+    assert_int_equal (harness_audit_count (h, "\"ev\":\"delivered\"", idhex, NULL), n);
+    assert_int_equal (dipx_client_send (police, &m, "after", 5, WAIT_MS, &r),
+                      DIPX_E_RECIPIENT_INACTIVE);
     dipx_client_destroy (&police);
     dipx_client_destroy (&cjit);
     s_end (h);
@@ -547,7 +584,7 @@ test_resend_after_expiry_accepted (void **state)
     assert_memory_equal (b.id, a.id, DIPX_MESSAGE_ID_BYTES);
     assert_int_equal (b.seq, a.seq);
     /* Not a resend: another ciphertext under that id is refused, for its
-       expiry (checked first). Its last 69 bytes are the signature, with
+       expiry (checked first). Its last 70 bytes are the signature, with
        its key and length.  */
     env[len - 80] ^= 1;
     assert_int_equal (dipx_client_post_sealed (police, env, len), 0);
@@ -1009,6 +1046,7 @@ main (int argc, char **argv)
         cmocka_unit_test (test_redelivery_after_ack_timeout),
         cmocka_unit_test (test_redelivery_after_reconnect),
         cmocka_unit_test (test_send_only_hello_keeps_receiver),
+        cmocka_unit_test (test_expired_card_bars_session),
         cmocka_unit_test (test_unacked_bytes_bound_deliveries),
         cmocka_unit_test (test_stalled_reader_bounded),
         cmocka_unit_test (test_held_redeliveries_dead_letter),

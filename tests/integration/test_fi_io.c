@@ -333,8 +333,9 @@ test_unbound_session_rechecked (void **state)
 }
 
 /*  A DELIVER that finds the recipient's send queue full (EAGAIN, here from
-    the shim) pauses its session for about a second; then the message it
-    missed is delivered again at once, on the same connection, with no new
+    the shim) pauses its session for a second, then for twice as long each
+    time the one DELIVER that probes it finds the queue full again; once a
+    probe goes out, the rest follow, on the same connection, with no new
     HELLO. Before, the session stayed paused until the agency's next HELLO,
     which libdipx sends only on a new connection.  */
 static void
@@ -352,22 +353,44 @@ test_full_send_queue_resumes (void **state)
     assert_int_equal (harness_client (h, "cjit.test", 8, &cjit), 0);
     assert_int_equal (dipx_client_wait_ready (police, 20000), 0);
     assert_int_equal (dipx_client_wait_ready (cjit, 20000), 0);
-    s_arm (gate + strlen ("DIPX_FI_FULL_GATE="));
+    const char *full = gate + strlen ("DIPX_FI_FULL_GATE=");
+    s_arm (full);
     uint8_t subject[DIPX_SUBJECT_BYTES] = {1};
     dipx_send_t m = harness_dt1 ("cjit.test", subject);
-    dipx_result_t r;
-    assert_int_equal (dipx_client_send (police, &m, "missed once", 11, 20000, &r), 0);
-    dipx_message_t *msg = NULL;
-    assert_int_equal (dipx_client_recv (cjit, 20000, &msg), 0);
-    assert_int_equal (fi_log_count (h, "fi-io: send queue full for a DELIVER"), 1);
-    assert_memory_equal (dipx_message_id (msg), r.id, DIPX_MESSAGE_ID_BYTES);
-    assert_int_equal (dipx_message_delivery_count (msg), 2); /* the first never left */
-    assert_int_equal (dipx_client_ack (cjit, msg), 0);
-    dipx_message_destroy (&msg);
+    dipx_result_t r[2];
+    assert_int_equal (dipx_client_send (police, &m, "missed", 6, 20000, &r[0]), 0);
+    /* The first DELIVER finds the queue full; a message sent then waits
+       behind it, not sent beside the probe a second later, which finds the
+       queue full again.  */
+    uint64_t t0 = dipx_mono_ms ();
+    while (fi_log_count (h, "fi-io: send queue full for a DELIVER") < 1) {
+        assert_true (dipx_mono_ms () - t0 < 20000);
+        usleep (10000);
+    }
+    assert_int_equal (dipx_client_send (police, &m, "behind", 6, 20000, &r[1]), 0);
+    while (fi_log_count (h, "fi-io: send queue full for a DELIVER") < 2) {
+        assert_true (dipx_mono_ms () - t0 < 20000);
+        usleep (10000);
+    }
+    uint64_t t2 = dipx_mono_ms ();
+    assert_int_equal (unlink (full), 0); /* long before the next probe, 2 s on */
+    /* The next probe, after twice the rest, goes out: the missed one (its
+       third attempt), then the other (its first).  */
+    for (int i = 0; i < 2; i++) {
+        dipx_message_t *msg = NULL;
+        assert_int_equal (dipx_client_recv (cjit, 20000, &msg), 0);
+        if (i == 0)
+            assert_true (dipx_mono_ms () - t2 >= 1500);
+        assert_memory_equal (dipx_message_id (msg), r[i].id, DIPX_MESSAGE_ID_BYTES);
+        assert_int_equal (dipx_message_delivery_count (msg), i == 0 ? 3 : 1);
+        assert_int_equal (dipx_client_ack (cjit, msg), 0);
+        dipx_message_destroy (&msg);
+    }
+    assert_int_equal (fi_log_count (h, "fi-io: send queue full for a DELIVER"), 2);
     assert_int_equal (harness_round_trip (police, cjit, "cjit.test", 20000), 0);
     char idhex[33];
-    dipx_id_to_hex (r.id, idhex);
-    assert_int_equal (harness_audit_count (h, "\"ev\":\"undeliverable\"", idhex, NULL), 1);
+    dipx_id_to_hex (r[0].id, idhex);
+    assert_int_equal (harness_audit_count (h, "\"ev\":\"undeliverable\"", idhex, NULL), 2);
     dipx_client_destroy (&police);
     dipx_client_destroy (&cjit);
     s_stop_clean (h);
