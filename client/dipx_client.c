@@ -326,16 +326,18 @@ s_deadline (int timeout_ms)
 /* ---------------------------------------------------------------------------
    Peers and shared keys */
 
-/*  Finds an active peer. 0, or unknown_code when absent, inactive_code when
-    suspended or revoked.  */
+/*  Finds an active peer whose card is valid at time at (ms since the
+    epoch). 0, or unknown_code when absent, inactive_code when suspended or
+    revoked or its card is not valid then (*why says which).  */
 static int
-s_peer (const dipx_client_t *self, const char *id, int unknown_code, int inactive_code,
-        const dipx_entry_t **out)
+s_peer (const dipx_client_t *self, const char *id, uint64_t at, int unknown_code,
+        int inactive_code, const dipx_entry_t **out, const char **why)
 {
     const dipx_entry_t *e = dipx_registry_by_id (self->peers, id);
+    *why = "not in this agency's peers";
     if (!e)
         return unknown_code;
-    if (e->status != DIPX_STATUS_ACTIVE)
+    if ((*why = dipx_entry_unusable (e, (int64_t) (at / 1000))))
         return inactive_code;
     *out = e;
     return 0;
@@ -1503,9 +1505,11 @@ s_header (dipx_client_t *self, const dipx_send_t *m, dipx_header_t *h, const dip
         s_log (self, DIPX_LOG_DEBUG, "send: invalid %s", bad);
         return DIPX_E_INVAL;
     }
-    int rc = s_peer (self, h->to, DIPX_E_UNKNOWN_RECIPIENT, DIPX_E_RECIPIENT_INACTIVE, peer);
+    const char *why;
+    int rc = s_peer (self, h->to, dipx_now_ms (), DIPX_E_UNKNOWN_RECIPIENT,
+                     DIPX_E_RECIPIENT_INACTIVE, peer, &why);
     if (rc) {
-        s_log (self, DIPX_LOG_DEBUG, "send: recipient %s: %s", h->to, dipx_strerror (rc));
+        s_log (self, DIPX_LOG_DEBUG, "send: recipient %s: %s", h->to, why);
         return rc;
     }
     memcpy (h->from, dipx_identity_id (self->identity), strlen (dipx_identity_id (self->identity)));
@@ -1724,6 +1728,7 @@ s_open (dipx_client_t *self, const s_delivery_t *d, dipx_message_t **msg)
         return DIPX_E_NOMEM;
     char why[DIPX_MAX_REASON + 1];
     const dipx_entry_t *peer = NULL;
+    const char *unusable = NULL;
     const uint8_t *shared = NULL;
     uint8_t *body = NULL;
     size_t body_len = 0;
@@ -1738,9 +1743,13 @@ s_open (dipx_client_t *self, const s_delivery_t *d, dipx_message_t **msg)
         rc = DIPX_E_READDRESSED;
         snprintf (why, sizeof why, "addressed to %s, not to this agency", e->h.to);
     }
-    else if ((rc = s_peer (self, e->h.from, DIPX_E_UNKNOWN_SENDER, DIPX_E_UNKNOWN_SENDER, &peer)))
-        snprintf (why, sizeof why, "sender %s has no active card in this agency's peers",
-                  e->h.from);
+    else if ((rc = s_peer (self, e->h.from, e->h.created, DIPX_E_UNKNOWN_SENDER,
+                           DIPX_E_UNKNOWN_SENDER, &peer, &unusable)))
+        /* Its card must have been valid when the message was made: one
+           that expired while the message was queued is no reason to refuse
+           it.  */
+        snprintf (why, sizeof why, "sender %s has no active card in this agency's peers "
+                  "(%s at the message's creation)", e->h.from, unusable);
     else if ((rc = dipx_envelope_verify (e, peer->card.sign_pk, NULL)))
         snprintf (why, sizeof why, "signature does not verify with %s's key", e->h.from);
     else if ((rc = s_shared (self, peer, &shared)))

@@ -262,6 +262,37 @@ test_auth_refusals (void **state)
     dipx_client_destroy (&police);
 }
 
+/*  A drug test result from police.test to agency `to`, sealed for agency
+    sealed_for (its key from the harness), without libdipx's checks.  */
+static void
+s_seal_raw (harness_t *h, const char *to, const char *sealed_for, const char *body,
+            uint8_t **env, size_t *len)
+{
+    h_agency_t *police = harness_agency (h, "police.test");
+    h_agency_t *b = harness_agency (h, sealed_for);
+    dipx_header_t hd;
+    memset (&hd, 0, sizeof hd);
+    hd.v = 1;
+    randombytes_buf (hd.id, sizeof hd.id);
+    strcpy (hd.type, "drug_test_result");
+    strcpy (hd.from, "police.test");
+    snprintf (hd.to, sizeof hd.to, "%s", to);
+    memcpy (hd.subj, s_subject, sizeof hd.subj);
+    hd.basis = DIPX_BASIS_STATUTE;
+    strcpy (hd.ref, "PACE s.63B");
+    hd.purpose = DIPX_PURPOSE_LAW_ENFORCEMENT;
+    hd.cats = 1u << DIPX_CAT_TEST_RESULTS;
+    hd.created = dipx_now_ms ();
+    hd.expires = hd.created + 3600000;
+    uint8_t shared_b[32];
+    assert_int_equal (crypto_box_beforenm (shared_b, dipx_identity_enc_pk (b->identity),
+                                           dipx_identity_enc_sk (police->identity)),
+                      0);
+    assert_int_equal (dipx_envelope_seal (&hd, (const uint8_t *) body, strlen (body), shared_b,
+                                          dipx_identity_sign_sk (police->identity), env, len),
+                      0);
+}
+
 /*  A card is used only within its validity period: an agency whose card
     has expired, or is not valid yet, is refused at the handshake and as a
     recipient, with the reason in the audit and the REFUSED.  */
@@ -283,10 +314,19 @@ test_card_validity (void **state)
             assert_true (dipx_mono_ms () - t0 < WAIT_MS);
             usleep (20000);
         }
+        /* The sender's library refuses it first (its peers have the card
+           too), and the broker refuses the envelope posted as it is.  */
         dipx_send_t m = s_dt1 (ids[i]);
         dipx_result_t r;
         assert_int_equal (dipx_client_send (police, &m, "x", 1, WAIT_MS, &r),
                           DIPX_E_RECIPIENT_INACTIVE);
+        uint8_t *env;
+        size_t len;
+        s_seal_raw (h, ids[i], ids[i], "x", &env, &len);
+        assert_int_equal (dipx_client_post_sealed (police, env, len), 0);
+        free (env);
+        assert_int_equal (dipx_client_result (police, WAIT_MS, &r), 0);
+        assert_int_equal (r.code, DIPX_E_RECIPIENT_INACTIVE);
         assert_non_null (strstr (r.reason, whys[i]));
     }
     dipx_client_destroy (&police);
@@ -403,31 +443,9 @@ static void
 test_readdressed_refused_by_recipient (void **state)
 {
     harness_t *h = *state;
-    h_agency_t *police = harness_agency (h, "police.test");
-    h_agency_t *b = harness_agency (h, "cjit.test");
-    dipx_header_t hd;
-    memset (&hd, 0, sizeof hd);
-    hd.v = 1;
-    randombytes_buf (hd.id, sizeof hd.id);
-    strcpy (hd.type, "drug_test_result");
-    strcpy (hd.from, "police.test");
-    strcpy (hd.to, "cjit.other");
-    memcpy (hd.subj, s_subject, sizeof hd.subj);
-    hd.basis = DIPX_BASIS_STATUTE;
-    strcpy (hd.ref, "PACE s.63B");
-    hd.purpose = DIPX_PURPOSE_LAW_ENFORCEMENT;
-    hd.cats = 1u << DIPX_CAT_TEST_RESULTS;
-    hd.created = dipx_now_ms ();
-    hd.expires = hd.created + 3600000;
-    uint8_t shared_b[32];
-    assert_int_equal (crypto_box_beforenm (shared_b, dipx_identity_enc_pk (b->identity),
-                                           dipx_identity_enc_sk (police->identity)),
-                      0);
     uint8_t *env;
     size_t len;
-    assert_int_equal (dipx_envelope_seal (&hd, (const uint8_t *) "for B only", 10, shared_b,
-                                          dipx_identity_sign_sk (police->identity), &env, &len),
-                      0);
+    s_seal_raw (h, "cjit.other", "cjit.test", "for B only", &env, &len);
     dipx_client_t *sender = s_client (h, "police.test", 0);
     dipx_client_t *c = s_client (h, "cjit.other", 16);
     assert_int_equal (dipx_client_post_sealed (sender, env, len), 0);
@@ -443,7 +461,7 @@ test_readdressed_refused_by_recipient (void **state)
         assert_int_equal (dipx_client_recv (c, 50, &msg), DIPX_E_TIMEOUT);
         dipx_receipt_t rc;
         while (!rejected && dipx_client_receipt (sender, 0, &rc) == 0) {
-            assert_memory_equal (rc.id, hd.id, 16);
+            assert_memory_equal (rc.id, r.id, 16);
             rejected = rc.event == DIPX_EVENT_REJECTED;
             if (rejected) /* one receipt, carrying why it went to the dead letters */
                 assert_int_equal (rc.code, DIPX_E_RECIPIENT_REJECTED);
@@ -451,7 +469,7 @@ test_readdressed_refused_by_recipient (void **state)
     }
     assert_true (rejected);
     char idhex[33];
-    dipx_id_to_hex (hd.id, idhex);
+    dipx_id_to_hex (r.id, idhex);
     assert_int_equal (harness_audit_count (h, "\"ev\":\"dead_lettered\"", idhex,
                                            "recipient_rejected", NULL),
                       1);

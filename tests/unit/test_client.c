@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -45,6 +46,7 @@
 #define PEER "police.met.brixton"   /* an active peer */
 #define SUSPENDED "court.southwark" /* a suspended peer */
 #define STRANGER "treatment.unknown" /* not in the peers file */
+#define LAPSED "probation.lapsed"    /* active, its card expired an hour ago */
 #define WAIT_MS 5000                /* every wait's deadline */
 
 /* ---------------------------------------------------------------------------
@@ -58,6 +60,8 @@ typedef struct {
     dipx_identity_t *peer;        /* active peer */
     dipx_identity_t *suspended;   /* suspended peer */
     dipx_identity_t *stranger;    /* unknown agency */
+    dipx_identity_t *lapsed;      /* peer whose card has expired */
+    uint64_t created;             /* s_envelope's created, ms; 0 = now */
     uint8_t broker_pk[32];        /* fake broker's CURVE keys */
     uint8_t broker_sk[32];
     char broker_z85[41];          /* broker_pk in Z85 */
@@ -78,7 +82,8 @@ s_log (int level, const char *line, void *arg)
 }
 
 static void
-s_add_card (dipx_registry_t *reg, const dipx_identity_t *id, int type, int status)
+s_add_card_valid (dipx_registry_t *reg, const dipx_identity_t *id, int type, int status,
+                  int64_t valid_until)
 {
     dipx_card_t card;
     memset (&card, 0, sizeof card);
@@ -87,8 +92,8 @@ s_add_card (dipx_registry_t *reg, const dipx_identity_t *id, int type, int statu
     card.type = type;
     snprintf (card.org, sizeof card.org, "ORG01");
     snprintf (card.area, sizeof card.area, "LBLAM");
-    card.valid_from = 1767225600;  /* 2026-01-01 */
-    card.valid_until = 1830297600; /* 2028-01-01 */
+    card.valid_from = 1767225600; /* 2026-01-01 */
+    card.valid_until = valid_until;
     char *text = NULL;
     size_t len = 0;
     assert_int_equal (dipx_card_make (id, &card, &text, &len), 0);
@@ -96,6 +101,12 @@ s_add_card (dipx_registry_t *reg, const dipx_identity_t *id, int type, int statu
     assert_int_equal (dipx_registry_add (reg, &card), 0);
     if (status != DIPX_STATUS_ACTIVE)
         assert_int_equal (dipx_registry_set_status (reg, card.id, status), 0);
+}
+
+static void
+s_add_card (dipx_registry_t *reg, const dipx_identity_t *id, int type, int status)
+{
+    s_add_card_valid (reg, id, type, status, 4000000000); /* 2096 */
 }
 
 static int
@@ -110,12 +121,15 @@ s_setup (void **state)
     fx->peer = dipx_identity_generate (PEER);
     fx->suspended = dipx_identity_generate (SUSPENDED);
     fx->stranger = dipx_identity_generate (STRANGER);
-    assert_true (fx->me && fx->peer && fx->suspended && fx->stranger);
+    fx->lapsed = dipx_identity_generate (LAPSED);
+    assert_true (fx->me && fx->peer && fx->suspended && fx->stranger && fx->lapsed);
     assert_int_equal (dipx_identity_save (fx->me, fx->secret), 0);
     dipx_registry_t *reg = dipx_registry_new ();
     assert_non_null (reg);
     s_add_card (reg, fx->peer, DIPX_AGENCY_POLICE, DIPX_STATUS_ACTIVE);
     s_add_card (reg, fx->suspended, DIPX_AGENCY_COURT, DIPX_STATUS_SUSPENDED);
+    s_add_card_valid (reg, fx->lapsed, DIPX_AGENCY_PROBATION, DIPX_STATUS_ACTIVE,
+                      (int64_t) time (NULL) - 3600);
     assert_int_equal (dipx_registry_save (reg, fx->peers), 0);
     dipx_registry_destroy (&reg);
     crypto_box_keypair (fx->broker_pk, fx->broker_sk);
@@ -132,6 +146,7 @@ s_teardown (void **state)
     dipx_identity_destroy (&fx->me);
     dipx_identity_destroy (&fx->peer);
     dipx_identity_destroy (&fx->suspended);
+    dipx_identity_destroy (&fx->lapsed);
     dipx_identity_destroy (&fx->stranger);
     free (fx);
     return 0;
@@ -418,7 +433,7 @@ s_envelope (fx_t *fx, const dipx_identity_t *from, const char *to, const dipx_id
     snprintf (h.ref, sizeof h.ref, "PACE s.63B");
     h.purpose = DIPX_PURPOSE_LAW_ENFORCEMENT;
     h.cats = (1u << DIPX_CAT_IDENTIFIERS) | (1u << DIPX_CAT_TEST_RESULTS);
-    h.created = dipx_now_ms ();
+    h.created = fx->created ? fx->created : dipx_now_ms ();
     h.expires = h.created + 86400000u;
     uint8_t shared[32];
     assert_int_equal (
@@ -520,6 +535,8 @@ test_local_refusals (void **state)
     assert_int_equal (dipx_client_send (c, &m, "x", 1, 0, &r), DIPX_E_UNKNOWN_RECIPIENT);
     assert_int_equal (r.code, DIPX_E_UNKNOWN_RECIPIENT);
     m = s_message (SUSPENDED);
+    assert_int_equal (dipx_client_post (c, &m, "x", 1, id), DIPX_E_RECIPIENT_INACTIVE);
+    m = s_message (LAPSED); /* its card has expired */
     assert_int_equal (dipx_client_post (c, &m, "x", 1, id), DIPX_E_RECIPIENT_INACTIVE);
 
     /* Invalid fields.  */
@@ -981,6 +998,12 @@ test_deliver_rejected (void **state)
     s_expect_rejected (fx, &fb, c, env, env_len, id, "unknown_sender");
     free (env);
 
+    /* From a peer whose card had expired when the message was made.  */
+    randombytes_buf (id, 16);
+    s_envelope (fx, fx->lapsed, ME, fx->me, fx->lapsed, id, "too late", &env, &env_len);
+    s_expect_rejected (fx, &fb, c, env, env_len, id, "unknown_sender");
+    free (env);
+
     /* Addressed (in the clear header) to another agency.  */
     randombytes_buf (id, 16);
     s_envelope (fx, fx->peer, SUSPENDED, fx->suspended, fx->peer, id, "misrouted", &env, &env_len);
@@ -995,14 +1018,26 @@ test_deliver_rejected (void **state)
 
     dipx__client_stats_t st;
     dipx__client_stats (c, &st);
-    assert_int_equal (st.rejected, 6);
+    assert_int_equal (st.rejected, 7);
+
+    /* From the same peer, made while its card was valid (two hours ago)
+       and delivered now: returned.  */
+    randombytes_buf (id, 16);
+    fx->created = dipx_now_ms () - 2 * 3600 * 1000;
+    s_envelope (fx, fx->lapsed, ME, fx->me, fx->lapsed, id, "made in time", &env, &env_len);
+    fx->created = 0;
+    fb_deliver (&fb, 6, 1, env, env_len);
+    free (env);
+    dipx_message_t *m = NULL;
+    assert_int_equal (dipx_client_recv (c, WAIT_MS, &m), 0);
+    assert_memory_equal (dipx_message_id (m), id, 16);
+    dipx_message_destroy (&m);
 
     /* A good one after all that is returned.  */
     randombytes_buf (id, 16);
     s_envelope (fx, fx->peer, ME, fx->me, fx->peer, id, "fine", &env, &env_len);
-    fb_deliver (&fb, 6, 1, env, env_len);
+    fb_deliver (&fb, 7, 1, env, env_len);
     free (env);
-    dipx_message_t *m = NULL;
     assert_int_equal (dipx_client_recv (c, WAIT_MS, &m), 0);
     assert_memory_equal (dipx_message_id (m), id, 16);
     assert_false (dipx_message_is_redelivered (m));
