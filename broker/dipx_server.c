@@ -108,6 +108,9 @@ typedef struct s_session {
                                             is sent to it until pause_ms later */
     uint64_t paused_at;                  /* monotonic ms it was paused */
     uint64_t pause_ms;                   /* its current rest; 0 = its DELIVERs go out */
+    bool probing;                        /* resumed after a pause: one DELIVER (the probe)
+                                            goes, the rest once it has gone out */
+    bool probe_out;                      /* ... and that one is planned */
     bool barred;                         /* its agency may not receive now (suspended,
                                             card expired: s_sessions_barred) */
     int fd;                              /* its connection's descriptor, -1 unknown */
@@ -608,7 +611,7 @@ static void
 s_want (dipx_server_t *self, s_session_t *s)
 {
     s->want = true;
-    if (s->in_want || !s_reachable (s) || s->window == 0 || s->held)
+    if (s->in_want || !s_reachable (s) || s->window == 0 || s->held || s->probe_out)
         return;
     if (self->nwant == self->want_cap) {
         size_t cap = self->want_cap ? self->want_cap * 2 : 64;
@@ -925,6 +928,8 @@ s_deliver (dipx_server_t *self, dipx_txn_t *txn, s_session_t *s, const dipx_msgr
         fl = &s->flight[s->nflight++];
         *fl = (s_flight_t) {.seq = m->seq, .size = m->env_len};
     }
+    if (s->probing)
+        s->probe_out = true;
     if (fl) {
         fl->deadline = mono + self->cfg.ack_timeout_ms;
         fl->sent++;
@@ -942,7 +947,7 @@ static int
 s_fill (dipx_server_t *self, dipx_txn_t *txn, s_session_t *s, uint64_t now, uint64_t mono,
         size_t *budget)
 {
-    while (s_reachable (s) && s->nflight < s->window && *budget > 0) {
+    while (s_reachable (s) && s->nflight < s->window && *budget > 0 && !s->probe_out) {
         dipx_msgrec_t m;
         int rc = dipx_store_queue_next (txn, s->agency, s->cursor, &m);
         if (rc == DIPX_E_NOT_FOUND) {
@@ -1282,7 +1287,8 @@ s_handle_hello (dipx_server_t *self, dipx_txn_t *txn, s_item_t *it, uint64_t now
     s->rid_len = rl;
     s->paused = false;
     s->pause_ms = 0;
-    s->barred = false; /* s_prepare let its HELLO through */
+    s->probing = false;
+    s->probe_out = false;
     s->window = window;
     s->nflight = 0;
     s->unacked = 0;
@@ -1689,21 +1695,21 @@ s_housekeep (dipx_server_t *self, dipx_txn_t *txn, uint64_t now, uint64_t mono)
     for (size_t b = 0; b < S_BUCKETS && budget; b++)
         for (s_session_t *s = self->buckets[b]; s && budget; s = s->next) {
             if (s->paused && mono >= s->paused_at + s->pause_ms) {
-                /* Its send queue was full a while ago: one DELIVER (the one
-                   it missed, due now) probes it, and the rest wait, held,
-                   until that one goes out (s_send_out) or an ACK comes; a
+                /* Its send queue was full a while ago: one DELIVER probes it
+                   (the one it missed, due now, or else the next), and the
+                   rest wait until that one goes out (s_delivered_out); a
                    queue still full pauses it again, for twice as long.  */
                 if ((rc = s_touch (self, s)))
                     return rc;
                 s->paused = false;
-                s->held = true;
+                s->probing = true;
+                s->probe_out = false;
                 dipx_log_debug ("session of %s resumes after its send queue was full",
                                s->agency);
             }
             if (!s_reachable (s))
                 continue;
-            uint32_t probe = s->pause_ms && s->held ? 1 : UINT32_MAX;
-            for (uint32_t i = 0; i < s->nflight && budget && probe; i++) {
+            for (uint32_t i = 0; i < s->nflight && budget && !s->probe_out; i++) {
                 s_flight_t *f = &s->flight[i];
                 if (f->deadline > mono)
                     continue;
@@ -1740,7 +1746,6 @@ s_housekeep (dipx_server_t *self, dipx_txn_t *txn, uint64_t now, uint64_t mono)
                     if (rc)
                         return rc;
                     budget--;
-                    probe--;
                     if (s->nflight < before)
                         i--; /* dead-lettered: slot i now holds another entry */
                 } else if (rc == 0 || rc == DIPX_E_NOT_FOUND) {
@@ -1801,10 +1806,11 @@ s_transact (dipx_server_t *self, bool housekeep, uint64_t now, uint64_t mono)
 static void
 s_delivered_out (dipx_server_t *self, s_session_t *s)
 {
-    if (!s->pause_ms || s->paused)
+    if (!s->probing || s->paused)
         return;
     s->pause_ms = 0;
-    s->held = false;
+    s->probing = false;
+    s->probe_out = false;
     for (uint32_t i = 0; i < s->nflight; i++)
         if (s->flight[i].sent == 0)
             s->flight[i].deadline = 0;
@@ -1840,6 +1846,7 @@ s_send_out (dipx_server_t *self, uint64_t now)
                         f->sent--;
                         s->unacked -= f->size;
                     }
+                    s->probe_out = false; /* probing stays: the next probe, later */
                     if (!s->paused) {
                         s->paused = true;
                         s->paused_at = dipx_mono_ms ();
@@ -1982,7 +1989,7 @@ s_commit_job (void *arg)
     size_t keep = 0;
     for (size_t i = 0; i < self->nwant; i++) {
         s_session_t *s = self->want[i];
-        if (s->want && s_reachable (s) && s->nflight < s->window && !s->held)
+        if (s->want && s_reachable (s) && s->nflight < s->window && !s->held && !s->probe_out)
             self->want[keep++] = s;
         else
             s->in_want = false;

@@ -40,4 +40,4 @@ dipx_fi_tests(test_fi_io CASES test_eio_data_transient test_eio_data_persistent
   test_eio_sync_transient test_eio_sync_persistent test_enospc_data_transient
   test_enospc_data_persistent test_eio_meta_transient test_hello_retried
   test_failed_hello_leaves_no_session test_unbound_session_rechecked
-  test_full_send_queue_resumes DEPENDS dipx_fi_io)
+  test_full_send_queue_resumes test_full_send_queue_ack_during_pause DEPENDS dipx_fi_io)
