@@ -636,7 +636,8 @@ s_sessions_barred (dipx_server_t *self, uint64_t now)
     for (size_t b = 0; b < S_BUCKETS; b++)
         for (s_session_t *s = self->buckets[b]; s; s = s->next) {
             const dipx_entry_t *e = dipx_registry_by_id (self->registry, s->agency);
-            const char *why = e ? dipx_entry_unusable (e, (int64_t) (now / 1000)) : "not registered";
+            const char *why =
+                e ? dipx_entry_unusable (e, (int64_t) (now / 1000)) : "not registered";
             if (why && !s->barred)
                 dipx_log_info ("session of %s barred: %s", s->agency, why);
             else if (!why && s->barred)
