@@ -173,6 +173,7 @@ struct dipx_client_t {
     uint32_t hello_backoff;              /* ms before the next retry of a refused HELLO */
     char broker[DIPX_MAX_AGENCY_ID + 1]; /* broker's id, from WELCOME */
     uint64_t max_frame;                  /* broker's largest frame, from WELCOME */
+    char local_why[DIPX_MAX_REASON + 1]; /* why the last post was refused here */
     uint64_t granted;                    /* window granted by WELCOME */
     uint8_t *hello;                      /* the encoded HELLO frame */
     size_t hello_len;                    /* its length */
@@ -1502,14 +1503,16 @@ s_header (dipx_client_t *self, const dipx_send_t *m, dipx_header_t *h, const dip
     else if (!pi && (m->pi_by || m->pi_approver || m->pi_why))
         bad = "pi_* (only for the public_interest basis)";
     if (bad) {
-        s_log (self, DIPX_LOG_DEBUG, "send: invalid %s", bad);
+        snprintf (self->local_why, sizeof self->local_why, "invalid %s", bad);
+        s_log (self, DIPX_LOG_DEBUG, "send: %s", self->local_why);
         return DIPX_E_INVAL;
     }
     const char *why;
     int rc = s_peer (self, h->to, dipx_now_ms (), DIPX_E_UNKNOWN_RECIPIENT,
                      DIPX_E_RECIPIENT_INACTIVE, peer, &why);
     if (rc) {
-        s_log (self, DIPX_LOG_DEBUG, "send: recipient %s: %s", h->to, why);
+        snprintf (self->local_why, sizeof self->local_why, "recipient %s: %s", h->to, why);
+        s_log (self, DIPX_LOG_DEBUG, "send: %s", self->local_why);
         return rc;
     }
     memcpy (h->from, dipx_identity_id (self->identity), strlen (dipx_identity_id (self->identity)));
@@ -1580,10 +1583,13 @@ dipx_client_post (dipx_client_t *self, const dipx_send_t *msg, const void *body,
 {
     if (!self)
         return DIPX_E_INVAL;
+    self->local_why[0] = 0;
     /* Before sealing: no work wasted.  */
     if (self->box ? dipx__outbox_count (self->box) >= DIPX_MAX_OUTBOX
-                  : self->used >= DIPX_MAX_PENDING)
+                  : self->used >= DIPX_MAX_PENDING) {
+        snprintf (self->local_why, sizeof self->local_why, "too many sends unanswered");
         return DIPX_E_BUSY;
+    }
     uint8_t *env, mid[DIPX_ID_BYTES];
     size_t env_len;
     int rc = s_seal (self, msg, body, body_len, &env, &env_len, mid);
@@ -1629,8 +1635,12 @@ dipx_client_send (dipx_client_t *self, const dipx_send_t *msg, const void *body,
         memset (result, 0, sizeof *result);
     int rc = dipx_client_post (self, msg, body, body_len, id);
     if (rc) {
-        if (result)
+        if (result) {
+            /* Refused here, before the broker: why, in the broker's manner.  */
             result->code = rc;
+            snprintf (result->reason, sizeof result->reason, "%s",
+                      self && self->local_why[0] ? self->local_why : dipx_strerror (rc));
+        }
         return rc;
     }
     int found = s_find (self, id);

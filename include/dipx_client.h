@@ -114,7 +114,8 @@ typedef struct {
     uint8_t id[DIPX_MESSAGE_ID_BYTES]; /* the message id */
     uint64_t seq;                      /* broker sequence number when accepted */
     int code;                          /* 0 accepted, else negative DIPX_E_* */
-    char reason[257];                  /* broker's reason when refused */
+    char reason[257];                  /* why it was refused: the broker's reason, or
+                                          libdipx's when it refused the send itself */
 } dipx_result_t;
 
 /*  Builds, seals, signs and sends one message and waits for the broker's

@@ -534,10 +534,13 @@ test_local_refusals (void **state)
     dipx_result_t r;
     assert_int_equal (dipx_client_send (c, &m, "x", 1, 0, &r), DIPX_E_UNKNOWN_RECIPIENT);
     assert_int_equal (r.code, DIPX_E_UNKNOWN_RECIPIENT);
+    assert_string_equal (r.reason, "recipient " STRANGER ": not in this agency's peers");
     m = s_message (SUSPENDED);
     assert_int_equal (dipx_client_post (c, &m, "x", 1, id), DIPX_E_RECIPIENT_INACTIVE);
     m = s_message (LAPSED); /* its card has expired */
     assert_int_equal (dipx_client_post (c, &m, "x", 1, id), DIPX_E_RECIPIENT_INACTIVE);
+    assert_int_equal (dipx_client_send (c, &m, "x", 1, 0, &r), DIPX_E_RECIPIENT_INACTIVE);
+    assert_string_equal (r.reason, "recipient " LAPSED ": card expired");
 
     /* Invalid fields.  */
     m = s_message (ME);
