@@ -22,6 +22,7 @@
 #include <zmq.h>
 
 #include "dipx_card.h"
+#include "dipx_frame.h"
 #include "dipx_envelope.h"
 #include "dipx_registry.h"
 
@@ -412,12 +413,22 @@ harness_client (harness_t *h, const char *id, uint32_t window, dipx_client_t **o
 void *
 harness_raw (harness_t *h, void *ctx, const char *id)
 {
+    return harness_raw_buffered (h, ctx, id, 0, 0);
+}
+
+void *
+harness_raw_buffered (harness_t *h, void *ctx, const char *id, int rcvhwm, int rcvbuf)
+{
     h_agency_t *a = harness_agency (h, id);
     void *s = zmq_socket (ctx, ZMQ_DEALER);
     int linger = 0;
     if (!a || !s)
         return NULL;
     zmq_setsockopt (s, ZMQ_LINGER, &linger, sizeof linger);
+    if (rcvhwm)
+        zmq_setsockopt (s, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
+    if (rcvbuf)
+        zmq_setsockopt (s, ZMQ_RCVBUF, &rcvbuf, sizeof rcvbuf);
     zmq_setsockopt (s, ZMQ_CURVE_SERVERKEY, h->broker_key, 40);
     zmq_setsockopt (s, ZMQ_CURVE_PUBLICKEY, dipx_identity_enc_pk (a->identity), 32);
     zmq_setsockopt (s, ZMQ_CURVE_SECRETKEY, dipx_identity_enc_sk (a->identity), 32);
@@ -438,6 +449,23 @@ harness_shim (harness_t *h)
               asan ? asan : "", asan && *asan ? ":" : "");
     h->env[0] = h->shim_env[0];
     h->env[1] = h->shim_env[1];
+}
+
+int
+harness_raw_hello (void *sock, uint32_t window, dipx_frame_t *answer, int timeout_ms)
+{
+    dipx_frame_t f = {.cmd = DIPX_CMD_HELLO};
+    f.u.hello.window = window;
+    uint8_t *out, buf[512];
+    size_t out_len;
+    if (dipx_frame_encode (&f, &out, &out_len) != 0)
+        return -1;
+    int sent = zmq_send (sock, out, out_len, 0);
+    free (out);
+    if (sent != (int) out_len)
+        return -1;
+    int n = harness_raw_recv (sock, buf, sizeof buf, timeout_ms);
+    return n > 0 && dipx_frame_decode (buf, (size_t) n, answer) == 0 ? 0 : -1;
 }
 
 int

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "dipx.h"
+#include "dipx_frame.h"
 #include "dipx_identity.h"
 
 #define H_MAX_AGENCIES 16
@@ -101,6 +102,16 @@ int harness_client (harness_t *h, const char *id, uint32_t window, dipx_client_t
 /*  A raw CURVE DEALER socket for agency id (its keys), connected. For
     malformed-frame tests. ctx is a zmq context.  */
 void *harness_raw (harness_t *h, void *ctx, const char *id);
+
+/*  harness_raw with a receive high-water mark and kernel receive buffer
+    (set before connecting; 0 = libzmq's default): a connection that reads
+    slowly, or not at all.  */
+void *harness_raw_buffered (harness_t *h, void *ctx, const char *id, int rcvhwm, int rcvbuf);
+
+/*  Says HELLO with window on a raw socket and decodes the broker's answer
+    into answer (a WELCOME or an ERROR). 0, or -1 if nothing decodable came
+    within timeout_ms.  */
+int harness_raw_hello (void *sock, uint32_t window, dipx_frame_t *answer, int timeout_ms);
 
 /*  Receives one frame from a raw socket within timeout_ms into buf.
     Returns its length, or -1.  */

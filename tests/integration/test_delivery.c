@@ -16,7 +16,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include "dipx_identity.h"
 
 #include <zmq.h>
 
@@ -311,27 +310,10 @@ test_stalled_reader_bounded (void **state)
        frame and a few KiB of socket buffer, and nothing read after the
        WELCOME.  */
     void *ctx = zmq_ctx_new ();
-    h_agency_t *a = harness_agency (h, "cjit.test");
-    void *raw = zmq_socket (ctx, ZMQ_DEALER);
+    void *raw = harness_raw_buffered (h, ctx, "cjit.test", 1, 4096);
     assert_non_null (raw);
-    int one = 1, small = 4096, zero = 0;
-    zmq_setsockopt (raw, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt (raw, ZMQ_RCVHWM, &one, sizeof one);
-    zmq_setsockopt (raw, ZMQ_RCVBUF, &small, sizeof small);
-    zmq_setsockopt (raw, ZMQ_CURVE_SERVERKEY, h->broker_key, 40);
-    zmq_setsockopt (raw, ZMQ_CURVE_PUBLICKEY, dipx_identity_enc_pk (a->identity), 32);
-    zmq_setsockopt (raw, ZMQ_CURVE_SECRETKEY, dipx_identity_enc_sk (a->identity), 32);
-    assert_int_equal (zmq_connect (raw, h->endpoint), 0);
-    dipx_frame_t f = {.cmd = DIPX_CMD_HELLO};
-    f.u.hello.window = 256;
-    uint8_t *out, buf[512];
-    size_t out_len;
-    assert_int_equal (dipx_frame_encode (&f, &out, &out_len), 0);
-    assert_int_equal (zmq_send (raw, out, out_len, 0), (int) out_len);
-    free (out);
-    int n = harness_raw_recv (raw, buf, sizeof buf, WAIT_MS);
-    assert_true (n > 0);
-    assert_int_equal (dipx_frame_decode (buf, (size_t) n, &f), 0);
+    dipx_frame_t f;
+    assert_int_equal (harness_raw_hello (raw, 256, &f, WAIT_MS), 0);
     assert_int_equal (f.cmd, DIPX_CMD_WELCOME);
     /* The four went out in the WELCOME's transaction.  */
     const char *ev = "\"ev\":\"delivered\"";

@@ -86,16 +86,7 @@ s_raw_hello (harness_t *h, const char *agency, dipx_frame_t *answer)
     void *ctx = zmq_ctx_new ();
     void *raw = harness_raw (h, ctx, agency);
     assert_non_null (raw);
-    dipx_frame_t f = {.cmd = DIPX_CMD_HELLO};
-    f.u.hello.window = 4;
-    uint8_t *out, buf[512];
-    size_t out_len;
-    assert_int_equal (dipx_frame_encode (&f, &out, &out_len), 0);
-    assert_int_equal (zmq_send (raw, out, out_len, 0), (int) out_len);
-    free (out);
-    int n = harness_raw_recv (raw, buf, sizeof buf, 20000);
-    assert_true (n > 0);
-    assert_int_equal (dipx_frame_decode (buf, (size_t) n, answer), 0);
+    assert_int_equal (harness_raw_hello (raw, 4, answer, 20000), 0);
     zmq_close (raw);
     zmq_ctx_term (ctx);
 }
@@ -332,6 +323,25 @@ test_unbound_session_rechecked (void **state)
     harness_fini (h);
 }
 
+/*  Starts the broker with the shim refusing DELIVERs while *full exists
+    (not yet), and police and cjit (window 8) connected.  */
+static harness_t *
+s_start_full (const char *extra, dipx_client_t **police, dipx_client_t **cjit, const char **full)
+{
+    harness_t *h = fi_harness (extra);
+    static char gate[600];
+    harness_shim (h);
+    snprintf (gate, sizeof gate, "DIPX_FI_FULL_GATE=%s/full", h->dir);
+    h->env[2] = gate;
+    assert_int_equal (harness_start (h), 0);
+    assert_int_equal (harness_client (h, "police.test", 0, police), 0);
+    assert_int_equal (harness_client (h, "cjit.test", 8, cjit), 0);
+    assert_int_equal (dipx_client_wait_ready (*police, 20000), 0);
+    assert_int_equal (dipx_client_wait_ready (*cjit, 20000), 0);
+    *full = gate + strlen ("DIPX_FI_FULL_GATE=");
+    return h;
+}
+
 /*  A DELIVER that finds the recipient's send queue full (EAGAIN, here from
     the shim) pauses its session for a second, then for twice as long each
     time the one DELIVER that probes it finds the queue full again; once a
@@ -342,18 +352,9 @@ static void
 test_full_send_queue_resumes (void **state)
 {
     (void) state;
-    harness_t *h = fi_harness (NULL);
-    static char gate[600];
-    harness_shim (h);
-    snprintf (gate, sizeof gate, "DIPX_FI_FULL_GATE=%s/full", h->dir);
-    h->env[2] = gate;
-    assert_int_equal (harness_start (h), 0);
     dipx_client_t *police, *cjit;
-    assert_int_equal (harness_client (h, "police.test", 0, &police), 0);
-    assert_int_equal (harness_client (h, "cjit.test", 8, &cjit), 0);
-    assert_int_equal (dipx_client_wait_ready (police, 20000), 0);
-    assert_int_equal (dipx_client_wait_ready (cjit, 20000), 0);
-    const char *full = gate + strlen ("DIPX_FI_FULL_GATE=");
+    const char *full;
+    harness_t *h = s_start_full (NULL, &police, &cjit, &full);
     s_arm (full);
     uint8_t subject[DIPX_SUBJECT_BYTES] = {1};
     dipx_send_t m = harness_dt1 ("cjit.test", subject);
@@ -416,17 +417,9 @@ static void
 test_full_send_queue_ack_during_pause (void **state)
 {
     (void) state;
-    harness_t *h = fi_harness ("ack_timeout_ms = 1000");
-    static char gate[600];
-    harness_shim (h);
-    snprintf (gate, sizeof gate, "DIPX_FI_FULL_GATE=%s/full", h->dir);
-    h->env[2] = gate;
-    assert_int_equal (harness_start (h), 0);
     dipx_client_t *police, *cjit;
-    assert_int_equal (harness_client (h, "police.test", 0, &police), 0);
-    assert_int_equal (harness_client (h, "cjit.test", 8, &cjit), 0);
-    assert_int_equal (dipx_client_wait_ready (police, 20000), 0);
-    assert_int_equal (dipx_client_wait_ready (cjit, 20000), 0);
+    const char *full;
+    harness_t *h = s_start_full ("ack_timeout_ms = 1000", &police, &cjit, &full);
     uint8_t subject[DIPX_SUBJECT_BYTES] = {1};
     dipx_send_t m = harness_dt1 ("cjit.test", subject);
     dipx_result_t r;
@@ -434,7 +427,6 @@ test_full_send_queue_ack_during_pause (void **state)
     dipx_message_t *first = NULL;
     assert_int_equal (dipx_client_recv (cjit, 20000, &first), 0);
     /* Its redelivery, an ack timeout later, finds the queue full.  */
-    const char *full = gate + strlen ("DIPX_FI_FULL_GATE=");
     s_arm (full);
     uint64_t t0 = dipx_mono_ms ();
     while (fi_log_count (h, "fi-io: send queue full for a DELIVER") < 1) {
