@@ -173,7 +173,10 @@ typedef struct {
     uint8_t *heap;                       /* else the encoded frame (owned) */
     size_t len;
     bool deliver;                        /* a DELIVER: failure is audited */
-    uint64_t seq;                        /* DELIVER: message seq */
+    bool of_deliver;                     /* the RECEIPT delivered of the DELIVER before it:
+                                            not sent if that one is not (s_send_out) */
+    uint64_t seq;                        /* DELIVER or of_deliver: message seq */
+    uint32_t count;                      /* DELIVER: its count */
     uint8_t id[DIPX_ID_BYTES];           /* DELIVER: message id */
     char agency[DIPX_MAX_AGENCY_ID + 1]; /* DELIVER: recipient */
 } s_out_t;
@@ -732,7 +735,9 @@ s_out_push (dipx_server_t *self, const uint8_t *rid, size_t rid_len, const dipx_
     memcpy (o->rid, rid, rid_len);
     o->rid_len = rid_len;
     o->deliver = deliver;
+    o->of_deliver = false;
     o->seq = seq;
+    o->count = 0;
     memset (o->id, 0, sizeof o->id);
     snprintf (o->agency, sizeof o->agency, "%s", agency ? agency : "");
     self->nout++;
@@ -911,6 +916,7 @@ s_deliver (dipx_server_t *self, dipx_txn_t *txn, s_session_t *s, const dipx_msgr
         || (rc = s_out_push (self, s->rid, s->rid_len, &f, true, s->agency, m->seq)))
         return rc;
     memcpy (self->out[self->nout - 1].id, m->id, DIPX_ID_BYTES);
+    self->out[self->nout - 1].count = count;
     uint32_t stored;
     if ((rc = dipx_store_msg_delivered (txn, m->seq, now, &stored)))
         return rc;
@@ -940,7 +946,13 @@ s_deliver (dipx_server_t *self, dipx_txn_t *txn, s_session_t *s, const dipx_msgr
     }
     if (m->seq > s->cursor)
         s->cursor = m->seq;
-    return s_receipt (self, m->from, m->id, DIPX_EVENT_DELIVERED, s->agency, now, 0, NULL, count);
+    size_t nout = self->nout;
+    rc = s_receipt (self, m->from, m->id, DIPX_EVENT_DELIVERED, s->agency, now, 0, NULL, count);
+    if (rc == 0 && self->nout > nout) {
+        self->out[nout].of_deliver = true;
+        self->out[nout].seq = m->seq;
+    }
+    return rc;
 }
 
 /*  Fills session s's credit from its queue.  */
@@ -1773,8 +1785,13 @@ s_transact (dipx_server_t *self, bool housekeep, uint64_t now, uint64_t mono)
     if (rc)
         return rc;
     size_t npending = self->degraded == 2 ? 0 : self->npending;
-    for (size_t i = 0; rc == 0 && i < npending; i++)
-        rc = dipx_store_audit (txn, &self->pending[i]);
+    for (size_t i = 0; rc == 0 && i < npending; i++) {
+        dipx_audit_t *rec = &self->pending[i];
+        rc = dipx_store_audit (txn, rec);
+        /* A DELIVER that never left: its attempt is taken back (s_send_out).  */
+        if (rc == 0 && rec->event == DIPX_AUDIT_UNDELIVERABLE && (rec->present & DIPX_AU_COUNT))
+            rc = dipx_store_msg_undelivered (txn, rec->msg_seq, (uint32_t) rec->count);
+    }
     for (size_t i = 0; rc == 0 && i < self->nitems; i++)
         if (self->items[i].open)
             rc = s_handle_item (self, txn, &self->items[i], now);
@@ -1821,8 +1838,12 @@ s_delivered_out (dipx_server_t *self, s_session_t *s)
 static void
 s_send_out (dipx_server_t *self, uint64_t now)
 {
+    bool unsent = false;   /* a DELIVER did not go out ... */
+    uint64_t unsent_seq = 0; /* ... the last one, of this message */
     for (size_t i = 0; i < self->nout; i++) {
         s_out_t *o = &self->out[i];
+        if (o->of_deliver && unsent && o->seq == unsent_seq)
+            continue; /* its sender is not told of a delivery that never left */
         if (zmq_send (self->router, o->rid, o->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0
             && zmq_send (self->router, s_out_data (o), o->len, ZMQ_DONTWAIT) >= 0) {
             s_session_t *s = o->deliver ? s_session_find (self, o->agency) : NULL;
@@ -1839,14 +1860,16 @@ s_send_out (dipx_server_t *self, uint64_t now)
                 if (err == EHOSTUNREACH)
                     s_session_free (self, s);
                 else if (o->deliver) {
-                    /* This copy never left: not counted in unacked. The
-                       first message missed is due again as soon as the
-                       session resumes (s_housekeep).  */
+                    /* This copy never left: not counted in unacked, nor as
+                       an attempt. The first message missed is due again as
+                       soon as the session resumes (s_housekeep).  */
                     s_flight_t *f = s_flight_find (s, o->seq);
                     if (f && f->sent) {
                         f->sent--;
                         s->unacked -= f->size;
                     }
+                    if (f && f->count && f->count == o->count)
+                        f->count--;
                     s->probe_out = false; /* probing stays: the next probe, later */
                     if (!s->paused) {
                         s->paused = true;
@@ -1863,13 +1886,20 @@ s_send_out (dipx_server_t *self, uint64_t now)
                 dipx_log_debug ("reply not sent: %s", zmq_strerror (err));
                 continue;
             }
-            /* A delivery stays queued, and the miss is audited.  */
+            /* A delivery stays queued, and the miss is audited. With the
+               record, the next transaction takes the attempt back from the
+               message's count (s_transact), so that a DELIVER that never
+               left counts neither towards max_deliveries nor in the next
+               DELIVER's count; a crash before then leaves it counted.  */
+            unsent = true;
+            unsent_seq = o->seq;
             dipx_audit_t rec;
             dipx_audit_init (&rec, DIPX_AUDIT_UNDELIVERABLE, now);
             snprintf (rec.to, sizeof rec.to, "%s", o->agency);
             memcpy (rec.id, o->id, DIPX_ID_BYTES);
             rec.msg_seq = o->seq;
-            rec.present |= DIPX_AU_ID | DIPX_AU_TO | DIPX_AU_MSG_SEQ;
+            rec.count = o->count;
+            rec.present |= DIPX_AU_ID | DIPX_AU_TO | DIPX_AU_MSG_SEQ | DIPX_AU_COUNT;
             dipx_audit_set_reason (&rec, zmq_strerror (err));
             s_pending_audit (self, &rec);
         }

@@ -652,6 +652,20 @@ dipx_store_msg_delivered (dipx_txn_t *t, uint64_t seq, uint64_t now, uint32_t *c
     return s_put_state (t, seq, DIPX_MSG_QUEUED, *count, now);
 }
 
+int
+dipx_store_msg_undelivered (dipx_txn_t *t, uint64_t seq, uint32_t count)
+{
+    dipx_msgrec_t m;
+    int rc = dipx_store_msg_get (t, seq, &m);
+    if (rc == DIPX_E_NOT_FOUND)
+        return 0;
+    if (rc || m.state != DIPX_MSG_QUEUED || count == 0 || m.count != count)
+        return rc;
+    /* delivered_at stays that of the attempt taken back when one sent
+       remains: the time of the one before is not kept.  */
+    return s_put_state (t, seq, DIPX_MSG_QUEUED, count - 1, count > 1 ? m.delivered_at : 0);
+}
+
 /*  Takes a queued message out of its queue, counters and expiry index.  */
 static int
 s_dequeue (dipx_txn_t *t, const dipx_msgrec_t *m)

@@ -137,6 +137,13 @@ int dipx_store_msg_get (dipx_txn_t *txn, uint64_t seq, dipx_msgrec_t *out);
 /*  Records one more delivery of a queued message at now; sets *count.  */
 int dipx_store_msg_delivered (dipx_txn_t *txn, uint64_t seq, uint64_t now, uint32_t *count);
 
+/*  Takes back delivery number count of a queued message, whose DELIVER never
+    left the broker (the connection's send queue was full, or it was gone),
+    so that count keeps counting the DELIVERs sent. Nothing is done, and 0
+    returned, if the message has moved on since: acknowledged, dead-lettered
+    or delivered again.  */
+int dipx_store_msg_undelivered (dipx_txn_t *txn, uint64_t seq, uint32_t count);
+
 /*  Acknowledged: removes it from its queue and deletes the envelope; the id
     record remains (state ACKED) for deduplication and tracking.  */
 int dipx_store_msg_acked (dipx_txn_t *txn, uint64_t seq);

@@ -347,14 +347,17 @@ s_start_full (const char *extra, dipx_client_t **police, dipx_client_t **cjit, c
     time the one DELIVER that probes it finds the queue full again; once a
     probe goes out, the rest follow, on the same connection, with no new
     HELLO. Before, the session stayed paused until the agency's next HELLO,
-    which libdipx sends only on a new connection.  */
+    which libdipx sends only on a new connection. A DELIVER that never left
+    is not an attempt: the message arrives with count 1, never having been
+    dead-lettered for max_deliveries (2 here) of them, and its sender hears
+    of the one delivery only.  */
 static void
 test_full_send_queue_resumes (void **state)
 {
     (void) state;
     dipx_client_t *police, *cjit;
     const char *full;
-    harness_t *h = s_start_full (NULL, &police, &cjit, &full);
+    harness_t *h = s_start_full ("max_deliveries = 2", &police, &cjit, &full);
     s_arm (full);
     uint8_t subject[DIPX_SUBJECT_BYTES] = {1};
     dipx_send_t m = harness_dt1 ("cjit.test", subject);
@@ -376,22 +379,41 @@ test_full_send_queue_resumes (void **state)
     uint64_t t2 = dipx_mono_ms ();
     assert_int_equal (unlink (full), 0); /* long before the next probe, 2 s on */
     /* The next probe, after twice the rest, goes out: the missed one (its
-       third attempt), then the other (its first).  */
+       third DELIVER, its first attempt), then the other (its first).  */
     for (int i = 0; i < 2; i++) {
         dipx_message_t *msg = NULL;
         assert_int_equal (dipx_client_recv (cjit, 20000, &msg), 0);
         if (i == 0)
             assert_true (dipx_mono_ms () - t2 >= 1300); /* 1000 without the doubling */
         assert_memory_equal (dipx_message_id (msg), r[i].id, DIPX_MESSAGE_ID_BYTES);
-        assert_int_equal (dipx_message_delivery_count (msg), i == 0 ? 3 : 1);
+        assert_int_equal (dipx_message_delivery_count (msg), 1);
         assert_int_equal (dipx_client_ack (cjit, msg), 0);
         dipx_message_destroy (&msg);
     }
+    /* Until both are acknowledged: one delivered receipt each, count 1.  */
+    int delivered[2] = {0}, acked = 0;
+    while (acked < 2) {
+        dipx_receipt_t rc;
+        assert_int_equal (dipx_client_receipt (police, 20000, &rc), 0);
+        int k = memcmp (rc.id, r[0].id, DIPX_MESSAGE_ID_BYTES) == 0 ? 0 : 1;
+        assert_memory_equal (rc.id, r[k].id, DIPX_MESSAGE_ID_BYTES);
+        assert_true (rc.event == DIPX_EVENT_DELIVERED || rc.event == DIPX_EVENT_ACKED);
+        if (rc.event == DIPX_EVENT_DELIVERED) {
+            assert_int_equal (rc.count, 1);
+            delivered[k]++;
+        } else
+            acked++;
+    }
+    assert_int_equal (delivered[0], 1);
+    assert_int_equal (delivered[1], 1);
     assert_int_equal (fi_log_count (h, "fi-io: send queue full for a DELIVER"), 2);
     assert_int_equal (harness_round_trip (police, cjit, "cjit.test", 20000), 0);
+    /* The audit trail has all three DELIVERs, and each miss, with its count.  */
     char idhex[33];
     dipx_id_to_hex (r[0].id, idhex);
-    assert_int_equal (harness_audit_count (h, "\"ev\":\"undeliverable\"", idhex, NULL), 2);
+    assert_int_equal (harness_audit_count (h, "\"ev\":\"delivered\"", idhex, NULL), 3);
+    assert_int_equal (
+        harness_audit_count (h, "\"ev\":\"undeliverable\"", "\"count\":1", idhex, NULL), 2);
     dipx_client_destroy (&police);
     dipx_client_destroy (&cjit);
     s_stop_clean (h);

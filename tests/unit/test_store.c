@@ -371,6 +371,55 @@ test_delivered_acked (void **state)
     s_free (&m2);
 }
 
+/*  A delivery whose DELIVER never left the broker is taken back, and only
+    while it is the message's latest and the message is queued.  */
+static void
+test_undelivered (void **state)
+{
+    s_fx_t *fx = *state;
+    s_msg_t m1;
+    s_make (&m1, RCPT, 300);
+    dipx_txn_t *txn = s_begin (fx->store);
+    uint64_t s1 = s_enqueue (txn, &m1, T0);
+    uint32_t count = 0;
+    dipx_msgrec_t r;
+    assert_int_equal (dipx_store_msg_delivered (txn, s1, T0 + 10, &count), 0);
+    assert_int_equal (dipx_store_msg_delivered (txn, s1, T0 + 20, &count), 0);
+    /* The first is not the latest: nothing.  */
+    assert_int_equal (dipx_store_msg_undelivered (txn, s1, 1), 0);
+    assert_int_equal (dipx_store_msg_get (txn, s1, &r), 0);
+    assert_int_equal (r.count, 2);
+    /* The latest, then the one before it.  */
+    assert_int_equal (dipx_store_msg_undelivered (txn, s1, 2), 0);
+    assert_int_equal (dipx_store_msg_get (txn, s1, &r), 0);
+    assert_int_equal (r.count, 1);
+    assert_int_equal (r.delivered_at, T0 + 20);
+    assert_int_equal (dipx_store_msg_undelivered (txn, s1, 1), 0);
+    assert_int_equal (dipx_store_msg_undelivered (txn, s1, 0), 0);
+    assert_int_equal (dipx_store_msg_undelivered (txn, 99, 1), 0);
+    s_commit (&txn);
+
+    txn = s_begin_read (fx->store);
+    assert_int_equal (dipx_store_msg_get (txn, s1, &r), 0);
+    assert_int_equal (r.count, 0);
+    assert_int_equal (r.delivered_at, 0); /* never delivered after all */
+    assert_int_equal (r.state, DIPX_MSG_QUEUED);
+    s_assert_msg (&r, s1, &m1, T0);
+    s_assert_stat (txn, RCPT, 1, m1.len);
+    dipx_store_abort (&txn);
+
+    /* Dead-lettered since: nothing.  */
+    txn = s_begin (fx->store);
+    assert_int_equal (dipx_store_msg_delivered (txn, s1, T0 + 30, &count), 0);
+    assert_int_equal (dipx_store_msg_dead (txn, s1, T0 + 40, DIPX_E_EXPIRED, "x"), 0);
+    assert_int_equal (dipx_store_msg_undelivered (txn, s1, 1), 0);
+    assert_int_equal (dipx_store_msg_get (txn, s1, &r), 0);
+    assert_int_equal (r.state, DIPX_MSG_DEAD);
+    assert_int_equal (r.count, 1);
+    s_commit (&txn);
+    s_free (&m1);
+}
+
 static void
 test_dead_redrive (void **state)
 {
@@ -1669,6 +1718,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         T (test_enqueue_read),
         T (test_delivered_acked),
+        T (test_undelivered),
         T (test_dead_redrive),
         T (test_expiry),
         T (test_audit),
