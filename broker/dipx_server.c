@@ -86,6 +86,19 @@
 #define S_PENDING_AUDIT_MAX 4096
 #define S_RECHECK_FIRST_MS 250  /* an unbound session's WELCOME is repeated after this, */
 #define S_RECHECK_MAX_MS 30000  /* then at doubling intervals up to this (s_sessions_recheck) */
+/* Frames queued to one connection and not yet read by the agency, at most:
+   about 200 bytes each for a reply, so a connection that never reads costs
+   about 2 MiB. libdipx drains its socket on every call and sends at most
+   DIPX_MAX_PENDING frames unanswered, and DELIVERs are bounded by the window
+   and unacked_max_mb, so an agency that reads never comes near it.  */
+#define S_SNDHWM 10000
+/* Frames received on one connection and not yet read by the loop, at most:
+   past that libzmq stops reading the connection (the agency's frames wait
+   in TCP, nothing is lost). Four batches keep the loop fed; more would only
+   let an agency that writes faster than the broker works park its frames
+   in the broker's memory (64-byte frames: 200 bytes each; large ones up to
+   max_frame).  */
+#define S_RCVHWM 1024
 #define S_PAUSE_MS 1000        /* a session whose send queue was full rests this long,
                                   doubling while it stays full, up to ack_timeout_ms */
 #define S_OUT_SMALL 400        /* frames up to this size are kept inline (every
@@ -2467,8 +2480,10 @@ dipx_server_new (const dipx_config_t *cfg, dipx_server_t **out)
     if (!self->router || (rc = s_monitor_open (self)))
         goto fail;
     /* Heartbeats every 30 s: see the client's note on libzmq's timer cost,
-       which grows with the square of the connections.  */
-    int one = 1, zero = 0, hwm = 100000, hs = 5000, hb = 30000, hbt = 90000, backlog = 1024;
+       which grows with the square of the connections. The queues of one
+       connection: see S_SNDHWM and S_RCVHWM.  */
+    int one = 1, zero = 0, sndhwm = S_SNDHWM, rcvhwm = S_RCVHWM, hs = 5000, hb = 30000,
+        hbt = 90000, backlog = 1024;
     int64_t maxmsg = (int64_t) cfg->max_frame;
     if (!self->router || zmq_setsockopt (self->router, ZMQ_CURVE_SERVER, &one, sizeof one)
         || zmq_setsockopt (self->router, ZMQ_CURVE_SECRETKEY,
@@ -2477,8 +2492,8 @@ dipx_server_new (const dipx_config_t *cfg, dipx_server_t **out)
         || zmq_setsockopt (self->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one)
         || zmq_setsockopt (self->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg)
         || zmq_setsockopt (self->router, ZMQ_LINGER, &zero, sizeof zero)
-        || zmq_setsockopt (self->router, ZMQ_SNDHWM, &hwm, sizeof hwm)
-        || zmq_setsockopt (self->router, ZMQ_RCVHWM, &hwm, sizeof hwm)
+        || zmq_setsockopt (self->router, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm)
+        || zmq_setsockopt (self->router, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm)
         || zmq_setsockopt (self->router, ZMQ_HANDSHAKE_IVL, &hs, sizeof hs)
         || zmq_setsockopt (self->router, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb)
         || zmq_setsockopt (self->router, ZMQ_HEARTBEAT_TIMEOUT, &hbt, sizeof hbt)

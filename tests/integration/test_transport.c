@@ -29,6 +29,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "dipx_envelope.h"
 #include "dipx_registry.h"
@@ -196,6 +197,61 @@ test_connection_flood (void **state)
     s_round_trip ();
 }
 
+/*  An agency's connection that sends and never reads. Its replies wait in
+    the broker's send queue to that connection, which is bounded (the
+    ROUTER's ZMQ_SNDHWM): past it they are dropped, as they are for a
+    connection that is gone, and the broker's memory stays bounded. Each
+    junk frame costs the broker one ERROR reply.  */
+static void
+test_deaf_connection_bounded (void **state)
+{
+    (void) state;
+    enum { N = 150000 };
+    void *ctx = zmq_ctx_new ();
+    void *raw = harness_raw_buffered (&s_h, ctx, "deaf.test", 1, 4096);
+    assert_non_null (raw);
+    dipx_frame_t f;
+    assert_int_equal (harness_raw_hello (raw, 0, &f, WAIT_MS), 0);
+    assert_int_equal (f.cmd, DIPX_CMD_WELCOME);
+    s_round_trip ();
+    long before = harness_broker_kb (&s_h, "VmRSS");
+    static uint8_t junk[64];
+    memset (junk, 0xc1, sizeof junk); /* never used in msgpack */
+    for (int i = 0; i < N; i++)
+        assert_int_equal (zmq_send (raw, junk, sizeof junk, 0), (int) sizeof junk);
+    /* A HELLO after them: once its session record is in the audit log, the
+       broker has answered every junk frame before it.  */
+    f = (dipx_frame_t) {.cmd = DIPX_CMD_HELLO};
+    uint8_t *out;
+    size_t out_len;
+    assert_int_equal (dipx_frame_encode (&f, &out, &out_len), 0);
+    assert_int_equal (zmq_send (raw, out, out_len, 0), (int) out_len);
+    free (out);
+    uint64_t t0 = dipx_mono_ms ();
+    while (harness_audit_count (&s_h, "\"ev\":\"session\"", "deaf.test", NULL) < 2) {
+        assert_true (dipx_mono_ms () - t0 < 60000);
+        usleep (50000);
+    }
+    long during = harness_broker_kb (&s_h, "VmRSS");
+    printf ("deaf connection: %d junk frames, broker RSS %ld -> %ld KiB\n", N, before, during);
+    /* About 200 bytes per reply queued: 13 MiB with a queue of 100,000
+       frames, 2 MiB with 10,000.  */
+    assert_true (during - before < 6 * 1024);
+    s_round_trip ();
+    zmq_close (raw);
+    zmq_ctx_term (ctx);
+}
+
+static int
+s_setup_deaf (void **state)
+{
+    (void) state;
+    assert_int_equal (harness_init (&s_h, NULL), 0);
+    assert_non_null (harness_add (&s_h, "deaf.test", DIPX_AGENCY_POLICE, DIPX_STATUS_ACTIVE));
+    assert_int_equal (harness_start_pair (&s_h, &s_police, &s_cjit), 0);
+    return 0;
+}
+
 int
 main (void)
 {
@@ -209,6 +265,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_transport_fuzz, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_connection_flood, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_deaf_connection_bounded, s_setup_deaf, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
