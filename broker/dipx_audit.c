@@ -215,7 +215,8 @@ dipx_audit_print_text (const dipx_audit_t *rec, FILE *out)
         fprintf (out, " %s", rec->type);
     if (p & DIPX_AU_BASIS)
         fprintf (out, " [%s: %s]", dipx_basis_names[rec->basis], rec->ref);
-    if ((p & DIPX_AU_COUNT) && rec->event == DIPX_AUDIT_DELIVERED)
+    if ((p & DIPX_AU_COUNT)
+        && (rec->event == DIPX_AUDIT_DELIVERED || rec->event == DIPX_AUDIT_UNDELIVERABLE))
         fprintf (out, " #%llu", (unsigned long long) rec->count);
     if (p & DIPX_AU_SIG)
         fprintf (out, " signed");

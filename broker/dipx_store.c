@@ -657,7 +657,9 @@ dipx_store_msg_undelivered (dipx_txn_t *t, uint64_t seq, uint32_t count)
 {
     dipx_msgrec_t m;
     int rc = dipx_store_msg_get (t, seq, &m);
-    if (rc == DIPX_E_NOT_FOUND)
+    /* Gone, or a record that does not decode (its delivery dead-letters it):
+       nothing to take back, and no reason to fail the transaction.  */
+    if (rc == DIPX_E_NOT_FOUND || rc == DIPX_E_CORRUPT)
         return 0;
     if (rc || m.state != DIPX_MSG_QUEUED || count == 0 || m.count != count)
         return rc;
