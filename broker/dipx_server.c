@@ -88,16 +88,19 @@
 #define S_RECHECK_MAX_MS 30000  /* then at doubling intervals up to this (s_sessions_recheck) */
 /* Frames queued to one connection and not yet read by the agency, at most:
    about 200 bytes each for a reply, so a connection that never reads costs
-   about 2 MiB. libdipx drains its socket on every call and sends at most
-   DIPX_MAX_PENDING frames unanswered, and DELIVERs are bounded by the window
-   and unacked_max_mb, so an agency that reads never comes near it.  */
+   about 2 MiB. libdipx drains its socket on every call, but an application
+   that makes no call for a while lets receipts pile up (three per message
+   it sent): with TCP's buffers and libdipx's own queue it reaches this
+   about 16,000 messages behind. Past it a reply is dropped (libdipx writes
+   a SEND again when a later one's answer shows its own was lost) and a
+   DELIVER waits (s_send_out).  */
 #define S_SNDHWM 10000
 /* Frames received on one connection and not yet read by the loop, at most:
    past that libzmq stops reading the connection (the agency's frames wait
-   in TCP, nothing is lost). Four batches keep the loop fed; more would only
-   let an agency that writes faster than the broker works park its frames
-   in the broker's memory (64-byte frames: 200 bytes each; large ones up to
-   max_frame).  */
+   in TCP, nothing is lost). Four batches of the default size keep the loop
+   fed; more would only let an agency that writes faster than the broker
+   works park its frames in the broker's memory (64-byte frames: 200 bytes
+   each; large ones up to max_frame).  */
 #define S_RCVHWM 1024
 #define S_PAUSE_MS 1000        /* a session whose send queue was full rests this long,
                                   doubling while it stays full, up to ack_timeout_ms */

@@ -108,6 +108,12 @@ _Static_assert (sizeof ((dipx_receipt_t *) 0)->by == DIPX_MAX_AGENCY_ID + 1, "by
 /*  The monitor's endpoint; the context is private to one client.  */
 #define S_MONITOR_ENDPOINT "inproc://dipx-client-monitor"
 
+/*  A SEND written on the connection, in write order (s_lost_before).  */
+typedef struct {
+    uint16_t slot; /* its slot */
+    uint64_t wseq; /* and write number */
+} s_written_t;
+
 typedef enum {
     S_FREE,     /* unused */
     S_PENDING,  /* posted, no answer yet */
@@ -118,6 +124,7 @@ typedef enum {
 typedef struct {
     int state;                 /* s_slot_state_t */
     bool sent;                 /* written to the current connection */
+    uint64_t wseq;             /* if so, the write number of its latest copy */
     bool waited;               /* dipx_client_send is waiting for this one */
     uint64_t order;            /* post order, for resending in order */
     uint8_t id[DIPX_ID_BYTES]; /* message id */
@@ -181,6 +188,11 @@ struct dipx_client_t {
     s_slot_t *slots;      /* pending table, DIPX_MAX_PENDING entries */
     size_t used;          /* slots not free */
     size_t unsent;        /* pending slots not written on this connection */
+    uint64_t wseq;        /* SENDs written (write numbers) */
+    s_written_t *written; /* FIFO of SENDs written on this connection and not yet
+                             passed by an answer, DIPX_MAX_PENDING entries */
+    size_t wr_head;       /* its oldest entry */
+    size_t wr_count;      /* its entries */
     uint64_t next_order;  /* order of the next post */
     uint16_t *answered;   /* FIFO of answered slots, DIPX_MAX_PENDING entries */
     size_t ans_head;      /* its oldest entry */
@@ -429,6 +441,12 @@ s_flush (dipx_client_t *self)
             if (s_write (self, s->frame, s->frame_len))
                 return;
             s->sent = true;
+            s->wseq = ++self->wseq;
+            /* Never full: a pending slot has one entry at most (s_lost_before
+               takes the older ones out before a copy is written again).  */
+            if (self->wr_count < DIPX_MAX_PENDING)
+                self->written[(self->wr_head + self->wr_count++) % DIPX_MAX_PENDING] =
+                    (s_written_t){order[k], s->wseq};
             self->unsent--;
         }
     }
@@ -777,6 +795,7 @@ s_on_handshake (dipx_client_t *self)
     self->hello_backoff = 0;
     self->stats.sessions++;
     self->unsent = 0;
+    self->wr_head = self->wr_count = 0; /* every pending send is written anew */
     for (size_t i = 0; i < DIPX_MAX_PENDING; i++)
         if (self->slots[i].state == S_PENDING) {
             self->slots[i].sent = false;
@@ -843,6 +862,42 @@ s_on_welcome (dipx_client_t *self, const dipx_fwelcome_t *w)
     s_flush (self);
 }
 
+/*  An answer to the SEND written as write number wseq has come. The broker
+    handles a connection's frames in order and answers each SEND in that
+    order, so a send written before it and still unanswered has been handled
+    and its answer lost: the broker drops replies to a connection whose send
+    queue is full (an application that made no call for a while). It is
+    written again; the broker answers a resend of a stored message with its
+    original ACCEPTED, and decides afresh on one it refused. No earlier copy
+    of it can still be answered, so the new copy's answer is the send's.
+    (A lost answer with no later send answered waits for the next one, or
+    for a reconnection.)  */
+static void
+s_lost_before (dipx_client_t *self, uint64_t wseq)
+{
+    size_t lost = 0;
+    while (self->wr_count) {
+        s_written_t w = self->written[self->wr_head];
+        if (w.wseq > wseq)
+            break;
+        self->wr_head = (self->wr_head + 1) % DIPX_MAX_PENDING;
+        self->wr_count--;
+        s_slot_t *s = &self->slots[w.slot];
+        if (w.wseq < wseq && s->state == S_PENDING && s->sent && s->wseq == w.wseq) {
+            s->sent = false;
+            self->unsent++;
+            lost++;
+        }
+    }
+    if (lost) {
+        self->stats.resent += lost;
+        s_log (self, DIPX_LOG_WARN,
+               "the broker's answers to %zu send(s) were lost (its queue to this connection "
+               "was full): writing them again",
+               lost);
+    }
+}
+
 static void
 s_on_answer (dipx_client_t *self, const uint8_t id[DIPX_ID_BYTES], int code, uint64_t seq,
              const char *reason)
@@ -855,6 +910,8 @@ s_on_answer (dipx_client_t *self, const uint8_t id[DIPX_ID_BYTES], int code, uin
         s_log (self, DIPX_LOG_DEBUG, "answer for %s matches no pending send (ignored)", hex);
         return;
     }
+    if (self->slots[i].sent)
+        s_lost_before (self, self->slots[i].wseq);
     s_answer (self, (size_t) i, code, seq, reason);
 }
 
@@ -1308,8 +1365,9 @@ dipx_client_new (const dipx_options_t *o, dipx_client_t **out)
     rc = DIPX_E_NOMEM;
     self->slots = (s_slot_t *) calloc (DIPX_MAX_PENDING, sizeof *self->slots);
     self->answered = (uint16_t *) calloc (DIPX_MAX_PENDING, sizeof *self->answered);
+    self->written = (s_written_t *) calloc (DIPX_MAX_PENDING, sizeof *self->written);
     self->shared = (uint8_t *) sodium_malloc (DIPX_MAX_PEER_CACHE * DIPX_KEY_BYTES);
-    if (!self->slots || !self->answered || !self->shared
+    if (!self->slots || !self->answered || !self->written || !self->shared
         || s_ring_init (&self->control, DIPX_MAX_CONTROL)
         || s_ring_init (&self->deliveries, DIPX_MAX_WINDOW)
         || s_ring_init (&self->receipts, DIPX_MAX_RECEIPTS))
@@ -1380,6 +1438,7 @@ dipx_client_destroy (dipx_client_t **self_p)
         free (self->slots);
     }
     free (self->answered);
+    free (self->written);
     if (self->control.items)
         s_ring_destroy (&self->control);
     if (self->deliveries.items)

@@ -34,6 +34,7 @@ typedef struct {
     uint64_t deliveries_dropped; /* deliveries dropped (queue full or connection lost) */
     uint64_t outbox_reloaded;  /* outbox entries found by dipx_client_new */
     uint64_t outbox;           /* outbox entries now (unanswered sends); 0 without one */
+    uint64_t resent;           /* SENDs written again on a connection: their answers were lost */
 } dipx__client_stats_t;
 
 void dipx__client_stats (const dipx_client_t *self, dipx__client_stats_t *stats);

@@ -121,8 +121,9 @@ typedef struct {
 /*  Builds, seals, signs and sends one message and waits for the broker's
     answer. Returns 0 when ACCEPTED (stored durably by the broker), the
     refusal code (negative DIPX_E_*, reason in result) when REFUSED, or a local
-    error (DIPX_E_TIMEOUT: no answer yet; the send stays queued and is resent
-    after reconnection, and a later call to dipx_client_result can collect the
+    error (DIPX_E_TIMEOUT: no answer yet; the send stays queued, is written
+    again after a reconnection or once a later send's answer shows its own
+    was lost, and a later call to dipx_client_result can collect the
     answer). With an outbox and 1024 posts whose answers are not collected,
     the send is kept on disk only and DIPX_E_TIMEOUT comes at once. result
     may be NULL.  */

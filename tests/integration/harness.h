@@ -15,6 +15,17 @@
 #include "dipx_frame.h"
 #include "dipx_identity.h"
 
+/*  HARNESS_ASAN: built with AddressSanitizer, as the broker under test then
+    is. Its quarantine keeps freed memory resident (up to 256 MiB), so
+    memory bounds need room under it.  */
+#if defined(__SANITIZE_ADDRESS__)
+#define HARNESS_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HARNESS_ASAN 1
+#endif
+#endif
+
 #define H_MAX_AGENCIES 16
 #define H_MAX_ENV 8
 

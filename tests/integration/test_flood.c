@@ -79,14 +79,6 @@
 #include "dipx_registry.h"
 #include "harness.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define FLOOD_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define FLOOD_ASAN 1
-#endif
-#endif
-
 #define FLOOD_N 10000           /* held connections */
 #define FLOOD_JUNK 64           /* junk-sending connections open at once */
 #define FLOOD_INFLIGHT 256      /* connects not yet answered by the broker */
@@ -101,7 +93,7 @@
     13 KiB of heap each on average here: the peak RSS measured is 115 MiB
     (156 MiB under ASan). Growth of the committed heap from round 1 to round
     2 is a few KiB if nothing leaks; 1 KiB per connection would be 10 MiB.  */
-#ifdef FLOOD_ASAN
+#ifdef HARNESS_ASAN
 #define FLOOD_RSS_MAX_KB (384L * 1024)
 #else
 #define FLOOD_RSS_MAX_KB (256L * 1024)
@@ -648,7 +640,7 @@ main (void)
     }
     if (getrlimit (RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < (rlim_t) (n + FLOOD_FD_SPARE))
         s_need_fds = n + FLOOD_FD_SPARE;
-#ifdef FLOOD_ASAN
+#ifdef HARNESS_ASAN
     /* ASan keeps freed memory in a quarantine (256 MiB by default) before
        it reuses it, so a second round would count the first round's freed
        memory as growth. A small quarantine for this broker only keeps the

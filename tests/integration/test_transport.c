@@ -234,9 +234,14 @@ test_deaf_connection_bounded (void **state)
     }
     long during = harness_broker_kb (&s_h, "VmRSS");
     printf ("deaf connection: %d junk frames, broker RSS %ld -> %ld KiB\n", N, before, during);
-    /* About 200 bytes per reply queued: 13 MiB with a queue of 100,000
-       frames, 2 MiB with 10,000.  */
-    assert_true (during - before < 6 * 1024);
+    /* About 200 bytes per frame queued: 26 MiB with queues of 100,000
+       frames, 5 MiB with 10,000 out and 1,024 in. Under ASan its quarantine
+       holds every frame freed: 60 MiB.  */
+#ifdef HARNESS_ASAN
+    assert_true (during - before < 128 * 1024);
+#else
+    assert_true (during - before < 8 * 1024);
+#endif
     s_round_trip ();
     zmq_close (raw);
     zmq_ctx_term (ctx);

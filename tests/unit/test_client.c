@@ -868,6 +868,116 @@ test_session_and_send (void **state)
     fb_destroy (&fb);
 }
 
+/*  Posts one message and returns the SEND frame the client writes for it
+    (malloc'd, *len its length).  */
+static uint8_t *
+s_post_written (fb_t *fb, dipx_client_t *c, const char *body, uint8_t id[16], size_t *len)
+{
+    dipx_send_t m = s_message (PEER);
+    assert_int_equal (dipx_client_post (c, &m, body, strlen (body), id), 0);
+    dipx_frame_t f;
+    uint8_t *buf = fb_recv (fb, c, &f, len);
+    assert_int_equal (f.cmd, DIPX_CMD_SEND);
+    return buf;
+}
+
+static void
+s_accept (fb_t *fb, const uint8_t id[16], uint64_t seq)
+{
+    dipx_frame_t a = {.cmd = DIPX_CMD_ACCEPTED};
+    memcpy (a.u.accepted.id, id, 16);
+    a.u.accepted.seq = seq;
+    fb_send (fb, &a);
+}
+
+/*  No frame from the client for ms (it is run meanwhile).  */
+static void
+s_quiet (fb_t *fb, dipx_client_t *c, int ms)
+{
+    uint64_t end = dipx_mono_ms () + (uint64_t) ms;
+    while (dipx_mono_ms () < end)
+        assert_false (fb_turn (fb, c, 50));
+}
+
+/*  The broker answers a connection's SENDs in the order it got them, and
+    drops replies to a connection whose send queue is full. So when the
+    answer to a later SEND comes and an earlier one has none, its answer was
+    lost: the client writes it again at once, the same bytes, on the same
+    connection, and the next answer is the post's. Answers in order resend
+    nothing; a lost answer with no later send waits for the next one.  */
+static void
+test_lost_answer_resent (void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    fb_t fb;
+    fb_new (&fb, fx, 0);
+    dipx_options_t o = s_options (fx, fb.endpoint, 0);
+    dipx_client_t *c = NULL;
+    assert_int_equal (dipx_client_new (&o, &c), 0);
+    dipx_frame_t f;
+    fb_expect (&fb, c, DIPX_CMD_HELLO, &f);
+    fb_welcome (&fb, 0);
+    assert_int_equal (dipx_client_wait_ready (c, WAIT_MS), 0);
+
+    /* A's answer lost, B's comes: A again.  */
+    uint8_t a[16], b[16];
+    size_t alen, blen, len;
+    uint8_t *afr = s_post_written (&fb, c, "a", a, &alen);
+    free (s_post_written (&fb, c, "b", b, &blen));
+    s_accept (&fb, b, 2);
+    dipx_result_t r;
+    assert_int_equal (dipx_client_result (c, WAIT_MS, &r), 0);
+    assert_memory_equal (r.id, b, 16);
+    uint8_t *again = fb_recv (&fb, c, &f, &len);
+    assert_int_equal (len, alen);
+    assert_memory_equal (again, afr, alen);
+    free (again);
+    free (afr);
+    s_accept (&fb, a, 1);
+    assert_int_equal (dipx_client_result (c, WAIT_MS, &r), 0);
+    assert_memory_equal (r.id, a, 16);
+    assert_int_equal (r.seq, 1);
+    dipx__client_stats_t st;
+    dipx__client_stats (c, &st);
+    assert_int_equal (st.resent, 1);
+    assert_int_equal (st.sessions, 1);
+
+    /* Answers in order: nothing written again.  */
+    uint8_t c1[16], c2[16];
+    free (s_post_written (&fb, c, "c1", c1, &len));
+    free (s_post_written (&fb, c, "c2", c2, &len));
+    s_accept (&fb, c1, 3);
+    s_accept (&fb, c2, 4);
+    assert_int_equal (dipx_client_result (c, WAIT_MS, &r), 0);
+    assert_int_equal (dipx_client_result (c, WAIT_MS, &r), 0);
+    assert_memory_equal (r.id, c2, 16);
+
+    /* The newest send's answer lost: it waits (no answer, nothing
+       written), until a later send's answer shows it was lost.  */
+    uint8_t d[16], e[16];
+    uint8_t *dfr = s_post_written (&fb, c, "d", d, &len);
+    free (dfr);
+    s_quiet (&fb, c, 300);
+    assert_int_equal (dipx_client_result (c, 0, &r), DIPX_E_TIMEOUT);
+    free (s_post_written (&fb, c, "e", e, &len));
+    s_accept (&fb, e, 6);
+    assert_int_equal (dipx_client_result (c, WAIT_MS, &r), 0);
+    assert_memory_equal (r.id, e, 16);
+    free (fb_recv (&fb, c, &f, &len));
+    assert_int_equal (f.cmd, DIPX_CMD_SEND);
+    /* Answered twice (a late duplicate is ignored): the first is the post's.  */
+    s_accept (&fb, d, 5);
+    s_accept (&fb, d, 5);
+    assert_int_equal (dipx_client_result (c, WAIT_MS, &r), 0);
+    assert_memory_equal (r.id, d, 16);
+    s_quiet (&fb, c, 300);
+    dipx__client_stats (c, &st);
+    assert_int_equal (st.resent, 2);
+    assert_int_equal (st.unmatched, 1);
+    dipx_client_destroy (&c);
+    fb_destroy (&fb);
+}
+
 static void
 test_deliver_ack (void **state)
 {
@@ -1243,6 +1353,7 @@ main (void)
         cmocka_unit_test (test_subject_ref),
         cmocka_unit_test (test_id_hex),
         cmocka_unit_test_setup_teardown (test_session_and_send, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_lost_answer_resent, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_deliver_ack, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_deliver_rejected, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_broker_restart, s_setup, s_teardown),
