@@ -31,6 +31,12 @@
     index instead, and the receiver looks the post time up in the sender's
     table (post_ns), written just before the post.
 
+    With --receive ack (replay only) the receivers are bench_ackonly
+    connections: they acknowledge each delivery (signed ACKs, batched as
+    libdipx batches them) without verifying or opening it, so they cannot
+    read the body; they find the post time by the message id instead, in a
+    table (ids) filled as the envelopes are sealed.
+
     Body layout (little-endian): [0,8) post time ns or 0, [8,16) run nonce,
     [16,20) sender index, [20,28) message index, then random filler. The nonce
     lets a run against a shared broker ignore stale messages from another.
@@ -73,9 +79,11 @@
 #include <sodium.h>
 #include <zmq.h>
 
+#include "bench_ackonly.h"
 #include "bench_util.h"
 #include "dipx.h"
 #include "dipx_card.h"
+#include "dipx_envelope.h"
 #include "dipx_fixture.h"
 #include "dipx_frame.h"
 #include "dipx_identity.h"
@@ -108,6 +116,7 @@ typedef struct {
     double seconds;           /* run length; 0 = until messages are sent */
     double rate;              /* msg/s total; 0 = as fast as possible */
     int mode;                 /* s_mode_t */
+    bool ack_only;            /* --receive ack: receivers neither verify nor open */
     int inflight;             /* unanswered posts per sender */
     int window;               /* receiver window */
     int verify_threads;       /* broker config */
@@ -136,6 +145,20 @@ typedef struct {
     bool quiet;               /* no progress lines */
 } s_opts_t;
 
+/*  With --receive ack: message id -> (sender, index), for a receiver that
+    does not open a message to find its post time. Open addressing, filled
+    before the run and read-only during it.  */
+typedef struct {
+    uint8_t id[DIPX_ID_BYTES];
+    uint32_t sender; /* sender index + 1; 0 = empty slot */
+    uint64_t k;      /* message index */
+} s_idslot_t;
+
+typedef struct {
+    s_idslot_t *slots;
+    size_t mask; /* slots - 1, a power of two minus one */
+} s_idmap_t;
+
 /*  What every sender and receiver thread shares.  */
 typedef struct {
     const s_opts_t *o;               /* options */
@@ -147,6 +170,7 @@ typedef struct {
     _Atomic int senders_left;        /* senders still running */
     _Atomic int abort;               /* a thread failed: everyone stops */
     _Atomic uint64_t **post_ns;      /* replay: post time per sender and index */
+    s_idmap_t ids;                   /* --receive ack: where each id's post time is */
 } s_run_t;
 
 typedef struct {
@@ -166,7 +190,8 @@ typedef struct {
 
 typedef struct {
     s_run_t *run;           /* shared state, NULL when draining */
-    dipx_client_t *client;  /* its connection */
+    dipx_client_t *client;  /* its connection, or NULL and ... */
+    bench_ackonly_t *raw;   /* ... this one (--receive ack) */
     uint64_t expect;        /* stop after this many (drain), or 0 */
     /* results */
     uint64_t received, foreign, redelivered;
@@ -520,6 +545,77 @@ done:
 
 /* --- the receiver ---------------------------------------------------------- */
 
+static size_t
+s_id_slot (const s_idmap_t *m, const uint8_t id[DIPX_ID_BYTES])
+{
+    static const uint8_t key[crypto_shorthash_KEYBYTES];
+    uint8_t h[crypto_shorthash_BYTES];
+    crypto_shorthash (h, id, DIPX_ID_BYTES, key);
+    return (size_t) s_get_le (h, 8) & m->mask;
+}
+
+static int
+s_idmap_init (s_idmap_t *m, uint64_t n)
+{
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap <<= 1;
+    m->slots = calloc (cap, sizeof *m->slots);
+    m->mask = cap - 1;
+    return m->slots ? 0 : DIPX_E_NOMEM;
+}
+
+static void
+s_idmap_put (s_idmap_t *m, const uint8_t id[DIPX_ID_BYTES], int sender, uint64_t k)
+{
+    size_t i = s_id_slot (m, id);
+    while (m->slots[i].sender)
+        i = (i + 1) & m->mask;
+    memcpy (m->slots[i].id, id, DIPX_ID_BYTES);
+    m->slots[i].sender = (uint32_t) sender + 1;
+    m->slots[i].k = k;
+}
+
+static const s_idslot_t *
+s_idmap_get (const s_idmap_t *m, const uint8_t id[DIPX_ID_BYTES])
+{
+    for (size_t i = s_id_slot (m, id); m->slots[i].sender; i = (i + 1) & m->mask)
+        if (memcmp (m->slots[i].id, id, DIPX_ID_BYTES) == 0)
+            return &m->slots[i];
+    return NULL;
+}
+
+/*  Replay: the post time of sender's message k, or 0 if not posted yet.  */
+static uint64_t
+s_posted_at (const s_run_t *run, uint64_t sender, uint64_t k)
+{
+    if (sender >= (uint64_t) run->o->senders || !run->post_ns[sender])
+        return 0;
+    return atomic_load_explicit (&run->post_ns[sender][k], memory_order_acquire);
+}
+
+/*  Is a received message one of this run's? Sets *ts to its post time (0 if
+    unknown). An opened message says so in its body; an unopened one
+    (--receive ack) by its id.  */
+static bool
+s_ours (const s_run_t *run, const dipx_message_t *msg, const uint8_t *id, uint64_t *ts)
+{
+    *ts = 0;
+    if (!msg) {
+        const s_idslot_t *e = s_idmap_get (&run->ids, id);
+        if (e)
+            *ts = s_posted_at (run, e->sender - 1, e->k);
+        return e != NULL;
+    }
+    const uint8_t *b = dipx_message_body (msg);
+    if (dipx_message_body_len (msg) < S_BODY_HEAD || memcmp (b + 8, run->nonce, 8) != 0)
+        return false;
+    *ts = s_get_le (b, 8);
+    if (*ts == 0)
+        *ts = s_posted_at (run, s_get_le (b + 16, 4), s_get_le (b + 20, 8));
+    return true;
+}
+
 static void
 s_receiver_sample (s_receiver_t *r, uint64_t lat)
 {
@@ -556,12 +652,16 @@ s_receiver_main (void *arg)
     uint64_t last_progress = bench_now_ns ();
     while (!s_receiver_done (r)) {
         dipx_message_t *msg = NULL;
-        int rc = dipx_client_recv (r->client, 100, &msg);
+        uint8_t id[DIPX_ID_BYTES];
+        uint64_t count = 0;
+        int rc = r->raw ? bench_ackonly_recv (r->raw, 100, id, &count)
+                        : dipx_client_recv (r->client, 100, &msg);
+        const char *who = r->raw ? bench_ackonly_id (r->raw) : dipx_client_id (r->client);
         uint64_t now = bench_now_ns ();
         if (rc == DIPX_E_TIMEOUT) {
             if ((double) (now - last_progress) / 1e9 > S_STALL_S) {
-                snprintf (r->err, sizeof r->err, "receiver %s: nothing for %.0f s",
-                          dipx_client_id (r->client), S_STALL_S);
+                snprintf (r->err, sizeof r->err, "receiver %s: nothing for %.0f s", who,
+                          S_STALL_S);
                 if (run)
                     atomic_store (&run->abort, 1);
                 break;
@@ -569,25 +669,17 @@ s_receiver_main (void *arg)
             continue;
         }
         if (rc) {
-            snprintf (r->err, sizeof r->err, "receiver %s: recv: %s", dipx_client_id (r->client),
-                      dipx_strerror (rc));
+            snprintf (r->err, sizeof r->err, "receiver %s: recv: %s", who, dipx_strerror (rc));
             if (run)
                 atomic_store (&run->abort, 1);
             break;
         }
         last_progress = now;
         r->last_recv_ns = now;
-        if (dipx_message_is_redelivered (msg))
+        if (msg ? dipx_message_is_redelivered (msg) : count > 1)
             r->redelivered++;
-        const uint8_t *b = dipx_message_body (msg);
-        size_t len = dipx_message_body_len (msg);
-        if (run && len >= S_BODY_HEAD && memcmp (b + 8, run->nonce, 8) == 0) {
-            uint64_t ts = s_get_le (b, 8);
-            if (ts == 0) {
-                uint64_t sender = s_get_le (b + 16, 4), k = s_get_le (b + 20, 8);
-                if (sender < (uint64_t) run->o->senders && run->post_ns[sender])
-                    ts = atomic_load_explicit (&run->post_ns[sender][k], memory_order_acquire);
-            }
+        uint64_t ts;
+        if (run && s_ours (run, msg, id, &ts)) {
             if (ts && ts <= now)
                 s_receiver_sample (r, now - ts);
             r->received++;
@@ -596,16 +688,21 @@ s_receiver_main (void *arg)
             r->foreign++;
         else
             r->received++;
+        if (!msg)
+            continue; /* bench_ackonly_recv has queued its ACK */
         rc = dipx_client_ack (r->client, msg);
         dipx_message_destroy (&msg);
         if (rc) {
-            snprintf (r->err, sizeof r->err, "receiver %s: ack: %s", dipx_client_id (r->client),
-                      dipx_strerror (rc));
+            snprintf (r->err, sizeof r->err, "receiver %s: ack: %s", who, dipx_strerror (rc));
             if (run)
                 atomic_store (&run->abort, 1);
             break;
         }
     }
+    int rc = r->raw ? bench_ackonly_flush (r->raw, S_READY_MS) : 0; /* the last ACK, applied */
+    if (rc && !r->err[0])
+        snprintf (r->err, sizeof r->err, "receiver %s: ack: %s", bench_ackonly_id (r->raw),
+                  dipx_strerror (rc));
     return NULL;
 }
 
@@ -1004,6 +1101,7 @@ s_write_json (const char *path, const s_opts_t *o, const s_figures_t *f, bool ra
     json_t *root = json_object ();
     json_t *cfg = json_object ();
     json_object_set_new (cfg, "mode", json_string (o->mode == S_REPLAY ? "replay" : "live"));
+    json_object_set_new (cfg, "receive", json_string (o->ack_only ? "ack" : "open"));
     json_object_set_new (cfg, "senders", json_integer (o->senders));
     json_object_set_new (cfg, "receivers", json_integer (o->receivers));
     json_object_set_new (cfg, "payload", json_integer ((json_int_t) o->payload));
@@ -1145,9 +1243,10 @@ s_print (const s_opts_t *o, const s_figures_t *f, bool ran, const s_prequeue_t *
     char vt[32];
     snprintf (vt, sizeof vt, o->endpoint ? "external broker" : "verify_threads %d",
               o->verify_threads);
-    printf ("dipx-bench: %s, %d sender(s), %d receiver(s), %zu-byte payload, inflight %d, "
+    printf ("dipx-bench: %s, %d sender(s), %d receiver(s)%s, %zu-byte payload, inflight %d, "
             "window %d, %s, rate %s\n",
-            o->mode == S_REPLAY ? "replay" : "live", o->senders, o->receivers, o->payload,
+            o->mode == S_REPLAY ? "replay" : "live", o->senders, o->receivers,
+            o->ack_only ? " (acknowledge only)" : "", o->payload,
             o->inflight, o->window, vt, o->rate > 0 ? "fixed" : "max");
     if (o->rate > 0)
         printf ("  offered rate                 %10.0f msg/s\n", o->rate);
@@ -1244,6 +1343,9 @@ s_usage (FILE *out)
         "  --seconds T          stop posting after T s (with --messages: whichever first)\n"
         "  --rate M             offered msg/s in total, paced open-loop; 0 = max (0)\n"
         "  --mode live|replay   live: seal+sign each post; replay: seal all first (live)\n"
+        "  --receive open|ack   open: receivers verify, open and acknowledge each message\n"
+        "                       (libdipx); ack: they only acknowledge it, signed, as a\n"
+        "                       consumer that does no crypto would (replay only) (open)\n"
         "  --inflight K         unanswered posts per sender, 1..1024 (256)\n"
         "  --window W           receiver window, 1..1024 (256)\n"
         "  --verify-threads V   broker verify_threads (1)\n"
@@ -1301,7 +1403,8 @@ s_parse_double (const char *name, const char *v, double *out)
 }
 
 enum {
-    O_SENDERS = 256, O_RECEIVERS, O_PAYLOAD, O_MESSAGES, O_SECONDS, O_RATE, O_MODE, O_INFLIGHT,
+    O_SENDERS = 256, O_RECEIVERS, O_PAYLOAD, O_MESSAGES, O_SECONDS, O_RATE, O_MODE, O_RECEIVE,
+    O_INFLIGHT,
     O_WINDOW, O_VERIFY, O_BATCH, O_PREQUEUE, O_SUBJECTS, O_RESTART, O_DRAIN, O_IDLE, O_IDLE_WINDOW,
     O_IDLE_WAVE, O_IDLE_PER_HELPER, O_IDLE_HEARTBEAT, O_NO_MICRO, O_JSON, O_ENDPOINT, O_BROKER_KEY, O_IDENTITY_DIR, O_BROKER_PID, O_DATA_DIR,
     O_MAKE_IDS, O_DIPXD, O_POLICY, O_TMPDIR, O_KEEP, O_QUIET, O_HELP
@@ -1318,6 +1421,7 @@ s_parse (int argc, char **argv, s_opts_t *o)
         {"seconds", required_argument, NULL, O_SECONDS},
         {"rate", required_argument, NULL, O_RATE},
         {"mode", required_argument, NULL, O_MODE},
+        {"receive", required_argument, NULL, O_RECEIVE},
         {"inflight", required_argument, NULL, O_INFLIGHT},
         {"window", required_argument, NULL, O_WINDOW},
         {"verify-threads", required_argument, NULL, O_VERIFY},
@@ -1384,6 +1488,14 @@ s_parse (int argc, char **argv, s_opts_t *o)
                 o->mode = S_REPLAY;
             else {
                 fprintf (stderr, "dipx-bench: --mode: live or replay\n");
+                rc = -1;
+            }
+            break;
+        case O_RECEIVE:
+            if (strcmp (optarg, "open") == 0 || strcmp (optarg, "ack") == 0)
+                o->ack_only = optarg[0] == 'a';
+            else {
+                fprintf (stderr, "dipx-bench: --receive: open or ack\n");
                 rc = -1;
             }
             break;
@@ -1460,6 +1572,11 @@ s_parse (int argc, char **argv, s_opts_t *o)
             o->messages = (uint64_t) ceil (o->rate * o->seconds);
         else if (o->mode == S_LIVE)
             o->messages = 0;
+    }
+    if (o->ack_only && o->mode != S_REPLAY) {
+        /* A live message's post time is inside its sealed body.  */
+        fprintf (stderr, "dipx-bench: --receive ack needs --mode replay\n");
+        return -1;
     }
     if (o->mode == S_REPLAY && o->messages == 0 && o->seconds > 0) {
         fprintf (stderr, "dipx-bench: replay needs --messages (envelopes are sealed first)\n");
@@ -1660,7 +1777,8 @@ s_run (const s_opts_t *o, const s_where_t *w, pid_t broker, const char *data_dir
     char (*rid)[DIPX_MAX_AGENCY_ID + 1] = calloc ((size_t) o->receivers, sizeof *rid);
     pthread_t *threads = calloc ((size_t) (o->senders + o->receivers), sizeof *threads);
     int started = 0;
-    if (!run || !snd || !rcv || !to || !rid || !threads) {
+    void *zctx = o->ack_only ? zmq_ctx_new () : NULL; /* the ack-only receivers' */
+    if (!run || !snd || !rcv || !to || !rid || !threads || (o->ack_only && !zctx)) {
         rc = DIPX_E_NOMEM;
         goto done;
     }
@@ -1676,9 +1794,20 @@ s_run (const s_opts_t *o, const s_where_t *w, pid_t broker, const char *data_dir
         s_receiver_id (j, rid[j], sizeof rid[j]);
         to[j] = rid[j];
         rcv[j].run = run;
-        if ((rc = s_client (w, rid[j], (uint32_t) o->window, &rcv[j].client)))
+        if (o->ack_only) {
+            char secret[700];
+            snprintf (secret, sizeof secret, "%s/%s.secret", w->dir, rid[j]);
+            rc = bench_ackonly_open (zctx, w->endpoint, w->broker_key, secret,
+                                     (uint32_t) o->window, S_READY_MS, &rcv[j].raw);
+            if (rc) {
+                fprintf (stderr, "dipx-bench: receiver %s: %s\n", rid[j], dipx_strerror (rc));
+                goto done;
+            }
+        } else if ((rc = s_client (w, rid[j], (uint32_t) o->window, &rcv[j].client)))
             goto done;
     }
+    if (o->ack_only && (rc = s_idmap_init (&run->ids, o->messages)))
+        goto done;
     for (int i = 0; i < o->senders; i++) {
         char id[DIPX_MAX_AGENCY_ID + 1];
         s_sender_id (i, id, sizeof id);
@@ -1710,6 +1839,10 @@ s_run (const s_opts_t *o, const s_where_t *w, pid_t broker, const char *data_dir
             dipx_send_t m = s_message (to[k % (uint64_t) o->receivers], subject);
             s_fill_body (body, o->payload, run, i, k, 0);
             rc = dipx_client_seal (s->client, &m, body, o->payload, &s->envs[k], &s->env_lens[k]);
+            dipx_envelope_t env;
+            if (rc == 0 && o->ack_only
+                && (rc = dipx_envelope_decode (s->envs[k], s->env_lens[k], &env)) == 0)
+                s_idmap_put (&run->ids, env.h.id, i, k);
         }
         free (body);
         if (rc)
@@ -1821,13 +1954,18 @@ done:
     }
     for (int j = 0; rcv && j < o->receivers; j++) {
         dipx_client_destroy (&rcv[j].client);
+        bench_ackonly_close (&rcv[j].raw);
         free (rcv[j].lat_ns);
     }
+    if (zctx)
+        zmq_ctx_term (zctx);
     if (run && run->post_ns) {
         for (int i = 0; i < o->senders; i++)
             free ((void *) run->post_ns[i]);
         free ((void *) run->post_ns);
     }
+    if (run)
+        free (run->ids.slots);
     free (run);
     free (snd);
     free (rcv);

@@ -67,6 +67,11 @@ run() {
 run 1-replay-vt1 --mode replay --messages 20000 --verify-threads 1
 run 1-replay-vt0 --mode replay --messages 20000 --verify-threads 0 --no-micro
 run 1-replay-vt2 --mode replay --messages 20000 --verify-threads 2 --no-micro
+#    The same with receivers that only acknowledge (signed ACKs; no signature
+#    check or opening, as the compared brokers' consumers do no crypto), with
+#    the default verify_threads and with 2.
+run 1-replay-ack --mode replay --receive ack --messages 20000 --no-micro
+run 1-replay-ack-vt2 --mode replay --receive ack --messages 20000 --verify-threads 2 --no-micro
 # 2. Live: the sender seals and signs each message as it posts it.
 run 2-live --messages 20000 --no-micro
 # 3. Fixed offered load, 1000 msg/s for 10 s: latency percentiles.

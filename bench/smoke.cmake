@@ -59,4 +59,22 @@ if(NOT queued EQUAL 150 OR NOT accepted EQUAL 100 OR NOT subjects EQUAL 2)
   message(FATAL_ERROR "queued ${queued}, accepted ${accepted}, subjects ${subjects}: "
                       "expected 150, 100, 2")
 endif()
-message(STATUS "bench_smoke: ok\n${out}\n${out2}")
+# Receivers that only acknowledge (signed ACKs, no verification or opening):
+# every message arrives, with its latency, and nothing is redelivered.
+execute_process(COMMAND ${BENCH} --mode replay --receive ack --messages 200 --inflight 32
+                        --window 32 --no-micro --quiet --json ${OUT}
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out3 ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "dipx-bench --receive ack exited with ${rc}\n${out3}\n${err}")
+endif()
+file(READ ${OUT} json)
+string(JSON receive GET "${json}" config receive)
+string(JSON received GET "${json}" received)
+string(JSON redelivered GET "${json}" redelivered)
+string(JSON samples GET "${json}" latency_ms samples)
+if(NOT receive STREQUAL "ack" OR NOT received EQUAL 200 OR NOT redelivered EQUAL 0
+   OR NOT samples EQUAL 200)
+  message(FATAL_ERROR "--receive ack: receive ${receive}, received ${received}, redelivered "
+                      "${redelivered}, samples ${samples}: expected ack, 200, 0, 200")
+endif()
+message(STATUS "bench_smoke: ok\n${out}\n${out2}\n${out3}")
