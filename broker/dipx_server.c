@@ -2019,14 +2019,27 @@ s_commit_job (void *arg)
     if (rc) {
         dipx_log_error ("commit failed three times (%s): answering the batch with errors",
                         dipx_strerror (rc));
+        /* A resend of a stored message still gets its original ACCEPTED, if
+           the store can be read: REFUSED would tell its sender that it was
+           not stored.  */
+        dipx_txn_t *rtxn = NULL;
+        if (dipx_store_begin_read (self->store, &rtxn) != 0)
+            rtxn = NULL;
         for (size_t i = 0; i < self->nitems; i++) {
             s_item_t *it = &self->items[i];
             dipx_frame_t f;
             if (!it->open)
                 continue;
+            s_id_use_t use = ID_NEW;
+            if (rtxn && it->f.cmd == DIPX_CMD_SEND && it->env_ok
+                && it->send_rc != DIPX_E_SENDER_MISMATCH
+                && s_id_use (self, rtxn, it, NULL, &use) == 0 && use == ID_RESENT)
+                continue;
             s_failed_frame (it, &f);
             it->unanswered = s_reply (self, it, &f) != 0;
         }
+        if (rtxn)
+            dipx_store_abort (&rtxn);
     } else if (self->degraded == 0 && self->storage_full) {
         dipx_log_info ("storage: space available again");
         self->storage_full = false;

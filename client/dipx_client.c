@@ -1727,8 +1727,9 @@ dipx_client_send (dipx_client_t *self, const dipx_send_t *msg, const void *body,
         s_feed (self);
         return rc;
     }
-    /* No answer yet: the send stays pending, is resent after reconnection,
-       and its answer goes to dipx_client_result.  */
+    /* No answer yet: the send stays pending, is written again after a
+       reconnection or when a later send's answer shows its own was lost
+       (s_lost_before), and its answer goes to dipx_client_result.  */
     if (result) {
         memcpy (result->id, id, DIPX_ID_BYTES);
         result->code = rc;

@@ -138,6 +138,15 @@ s_io_case (const char *spec, bool transient, s_expect_t expect)
     /* A broker that stops may finish its turn first.  */
     if (!exited && expect == MUST_STOP)
         exited = harness_wait_exit (h, 5000);
+    /* A resend of a message stored before the fault is answered with its
+       ACCEPTED, however the fault has left the broker's turn: a REFUSED
+       would tell its sender that it was not stored.  */
+    int resent_answer = FI_ACCEPTED;
+    if (!exited) {
+        fi_resend (l, 0, ANSWER_MS);
+        resent_answer = l->msgs[0].answer;
+        fi_receive (l, 0);
+    }
     int injected = fi_log_count (h, "fi-io: fail");
     int last_answer = l->msgs[l->n - 1].answer;
     print_message ("fi: %s: %d I/O calls failed; of %d sends %d ACCEPTED; broker %s\n", spec,
@@ -174,6 +183,9 @@ s_io_case (const char *spec, bool transient, s_expect_t expect)
     if (bad_codes)
         snprintf (broken, sizeof broken, "%d SENDs answered with a code other than storage or "
                   "storage_full ('%s'); see %s", bad_codes, spec, h->log);
+    if (resent_answer != FI_ACCEPTED)
+        snprintf (broken, sizeof broken, "a stored message sent again was answered %d, not "
+                  "ACCEPTED ('%s'); see %s", resent_answer, spec, h->log);
     fi_verify (l);
     if (broken[0])
         fail_msg ("%s", broken);
