@@ -557,6 +557,8 @@ s_id_slot (const s_idmap_t *m, const uint8_t id[DIPX_ID_BYTES])
 static int
 s_idmap_init (s_idmap_t *m, uint64_t n)
 {
+    if (n > SIZE_MAX / sizeof *m->slots / 4)
+        return DIPX_E_NOMEM; /* and the doubling below would overflow */
     size_t cap = 16;
     while (cap < 2 * n)
         cap <<= 1;
