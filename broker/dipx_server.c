@@ -175,7 +175,6 @@ typedef struct {
     uint8_t pk[DIPX_KEY_BYTES];          /* signing key to verify with */
     int vrc;                             /* verification result */
     uint8_t digest[2 * DIPX_HASH_BYTES]; /* SEND: hh || ph */
-    bool unanswered;                     /* the job could not queue its answer */
     int fd;                              /* its connection's descriptor, -1 unknown */
     uint32_t gen;                        /* and generation, when read */
 } s_item_t;
@@ -260,7 +259,8 @@ struct dipx_server_t {
     uint64_t next_housekeep;           /* monotonic ms */
     uint64_t next_barred;              /* monotonic ms of the next s_sessions_barred */
     int degraded;                      /* this run of the turn: 0 normal, 1 refuses new
-                                          messages (audited), 2 refuses them unaudited */
+                                          messages (audited), 2 refuses them unaudited;
+                                          after the turn, the run that committed (3: none) */
     int fail_rc;                       /* why the turn's first run failed */
     bool storage_full;                 /* the last turn hit storage_full */
     uint64_t redrive_epoch;            /* store's redrive epoch last seen */
@@ -1641,7 +1641,6 @@ s_read_batch (dipx_server_t *self, s_item_t *items, size_t max)
         zmq_msg_init (&it->body);
         it->open = true;
         it->rc = 0;
-        it->unanswered = false;
         it->agency[0] = 0;
         memset (&it->f, 0, sizeof it->f);
         if (zmq_msg_recv (&it->rid, self->router, ZMQ_DONTWAIT) < 0) {
@@ -1996,9 +1995,6 @@ s_commit_job (void *arg)
     int rc = 0;
     size_t keep_want = self->nwant;
     uint64_t epoch = self->redrive_epoch;
-    /* Room for one answer per frame, taken now: the answers of a failed turn
-       must not depend on memory that may be what ran out.  */
-    (void) s_out_reserve (self, self->nitems);
     for (self->degraded = 0; self->degraded <= 2; self->degraded++) {
         self->turn++;
         rc = s_transact (self, housekeep, now, mono);
@@ -2019,11 +2015,15 @@ s_commit_job (void *arg)
     if (rc) {
         dipx_log_error ("commit failed three times (%s): answering the batch with errors",
                         dipx_strerror (rc));
-        /* A resend of a stored message still gets its original ACCEPTED, if
+        /* One answer per frame, in order, and none needs memory: the room
+           for a batch of answers was taken at start-up and s_send_out empties
+           it, and every answer here is small enough to be encoded inline.
+           A resend of a stored message still gets its original ACCEPTED, if
            the store can be read: REFUSED would tell its sender that it was
-           not stored.  */
+           not stored. The lookup runs in a write transaction, never
+           committed, because beginning one allocates nothing.  */
         dipx_txn_t *rtxn = NULL;
-        if (dipx_store_begin_read (self->store, &rtxn) != 0)
+        if (dipx_store_begin (self->store, &rtxn) != 0)
             rtxn = NULL;
         for (size_t i = 0; i < self->nitems; i++) {
             s_item_t *it = &self->items[i];
@@ -2032,11 +2032,20 @@ s_commit_job (void *arg)
                 continue;
             s_id_use_t use = ID_NEW;
             if (rtxn && it->f.cmd == DIPX_CMD_SEND && it->env_ok
-                && it->send_rc != DIPX_E_SENDER_MISMATCH
-                && s_id_use (self, rtxn, it, NULL, &use) == 0 && use == ID_RESENT)
-                continue;
+                && it->send_rc != DIPX_E_SENDER_MISMATCH) {
+                int qrc = s_id_use (self, rtxn, it, NULL, &use);
+                if (use == ID_RESENT) {
+                    if (qrc)
+                        dipx_log_error ("the ACCEPTED of a resend could not be queued (%s)",
+                                        dipx_strerror (qrc));
+                    continue;
+                }
+            }
             s_failed_frame (it, &f);
-            it->unanswered = s_reply (self, it, &f) != 0;
+            int qrc = s_reply (self, it, &f);
+            if (qrc)
+                dipx_log_error ("the answer of a failed turn could not be queued (%s)",
+                                dipx_strerror (qrc));
         }
         if (rtxn)
             dipx_store_abort (&rtxn);
@@ -2067,21 +2076,6 @@ s_collect (dipx_server_t *self, bool wait)
         return true;
     if (!dipx_worker_collect (self->worker, wait))
         return false;
-    /* Frames the failed job could not even queue an answer for are
-       answered from here, encoded on the stack.  */
-    for (size_t i = 0; i < self->nitems; i++) {
-        s_item_t *it = &self->items[i];
-        uint8_t buf[S_OUT_SMALL];
-        size_t len;
-        dipx_frame_t f;
-        if (!it->open || !it->unanswered)
-            continue;
-        s_failed_frame (it, &f);
-        if (dipx_frame_encode_into (&f, buf, sizeof buf, &len) == 0
-            && zmq_send (self->router, zmq_msg_data (&it->rid), zmq_msg_size (&it->rid),
-                         ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-            zmq_send (self->router, buf, len, ZMQ_DONTWAIT);
-    }
     s_sessions_bind (self);
     s_items_close (self->items, &self->nitems);
     s_send_out (self, dipx_now_ms ());
@@ -2113,6 +2107,17 @@ s_read_ready (dipx_server_t *self, uint64_t now)
     self->nready += n;
 }
 
+/*  Whether deliveries and pending audit records start a turn of their own
+    at once. Not when the last turn committed neither them nor even its
+    audited refusals (memory or storage failing): then the next frame or
+    the housekeeping timer brings them, rather than a spin of failing
+    turns.  */
+static bool
+s_carry_on (const dipx_server_t *self)
+{
+    return (self->nwant || self->npending) && self->degraded <= 1;
+}
+
 /*  One turn of the loop thread: read and verify the next batch (also while
     the worker commits the previous one), collect the worker's job when it is
     done, and hand it the next.  */
@@ -2135,9 +2140,7 @@ s_turn (dipx_server_t *self, long timeout_ms)
     /* A finished reload wakes the loop, which swaps it in (dipx_server_run).  */
     if (self->reloading)
         items[n++] = (zmq_pollitem_t) {NULL, self->load.efd, ZMQ_POLLIN, 0};
-    /* Pending audit records are written at once, unless storage is full
-       (then the next frame or timer brings them, rather than a spin).  */
-    if (!busy && (self->nready || self->nwant || (self->npending && !self->storage_full)))
+    if (!busy && (self->nready || s_carry_on (self)))
         timeout_ms = 0;
     if (zmq_poll (items, n, timeout_ms) < 0)
         return zmq_errno () == EINTR ? 0 : DIPX_E_ZMQ;
@@ -2167,7 +2170,7 @@ s_turn (dipx_server_t *self, long timeout_ms)
             s_sessions_barred (self, now);
         }
     }
-    if (self->nready == 0 && self->nwant == 0 && self->npending == 0 && !housekeep)
+    if (self->nready == 0 && !s_carry_on (self) && !housekeep)
         return 0;
     s_item_t *batch = self->ready;
     self->ready = self->items;
@@ -2461,8 +2464,11 @@ dipx_server_new (const dipx_config_t *cfg, dipx_server_t **out)
     self->pending = calloc (S_PENDING_AUDIT_MAX, sizeof *self->pending);
     self->pool = dipx_pool_new ((int) cfg->verify_threads);
     self->worker = dipx_worker_new ();
+    /* The reply array never shrinks, and every turn starts with it empty:
+       room for a batch taken now lets a failed turn answer each of its
+       frames without allocating (s_commit_job).  */
     if (!self->buckets || !self->items || !self->ready || !self->pending || !self->pool
-        || !self->worker)
+        || !self->worker || s_out_reserve (self, cfg->batch) != 0)
         goto fail;
 
     rc = DIPX_E_ZMQ;

@@ -38,6 +38,16 @@ static const char *const s_db_names[S_NDBS] = {"meta",   "msgs", "mstate", "queu
                                                "qstat",  "ids",  "expiry", "dead",
                                                "audit",  "aud_id", "aud_sub", "aud_seq"};
 
+struct dipx_txn_t {
+    dipx_store_t *store; /* owner */
+    MDB_txn *txn;        /* the LMDB transaction */
+    uint64_t redrive;    /* redrive epoch */
+    uint64_t seq;        /* last message seq (as of this txn) */
+    uint64_t aseq;       /* last audit seq */
+    bool dirty_meta;     /* seq or aseq changed */
+    bool write;          /* a write transaction */
+};
+
 struct dipx_store_t {
     MDB_env *env;          /* the environment */
     MDB_dbi dbi[S_NDBS];   /* open databases */
@@ -49,16 +59,10 @@ struct dipx_store_t {
     bool ran_out;          /* a write hit MDB_MAP_FULL: grow at the next begin */
     bool failed;           /* LMDB panicked: the environment is unusable */
     dipx_txn_t *write_txn; /* the open write transaction, if any */
-};
-
-struct dipx_txn_t {
-    dipx_store_t *store; /* owner */
-    MDB_txn *txn;        /* the LMDB transaction */
-    uint64_t redrive;    /* redrive epoch */
-    uint64_t seq;        /* last message seq (as of this txn) */
-    uint64_t aseq;       /* last audit seq */
-    bool dirty_meta;     /* seq or aseq changed */
-    bool write;          /* a write transaction */
+    dipx_txn_t wtxn;       /* what write_txn points to: beginning a write
+                              transaction allocates nothing (LMDB reuses its
+                              own write txn too), so a broker out of memory
+                              can still look up what it stored */
 };
 
 #define S_MSG_FIXED 40
@@ -357,6 +361,13 @@ s_meta_get (MDB_txn *txn, MDB_dbi dbi, const char *key)
     return dipx_get_be64 (v.mv_data);
 }
 
+static void
+s_txn_free (dipx_txn_t *t)
+{
+    if (t != &t->store->wtxn)
+        free (t);
+}
+
 static int
 s_begin (dipx_store_t *self, bool write, dipx_txn_t **out)
 {
@@ -382,9 +393,10 @@ s_begin (dipx_store_t *self, bool write, dipx_txn_t **out)
         }
         self->ran_out = false;
     }
-    dipx_txn_t *t = calloc (1, sizeof *t);
+    dipx_txn_t *t = write ? &self->wtxn : malloc (sizeof *t);
     if (!t)
         return DIPX_E_NOMEM;
+    memset (t, 0, sizeof *t);
     t->store = self;
     t->write = write;
     int rc = mdb_txn_begin (self->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
@@ -394,7 +406,7 @@ s_begin (dipx_store_t *self, bool write, dipx_txn_t **out)
             dipx_log_error ("store: LMDB refuses every transaction after a failed write of "
                             "its meta page; the data file must be reopened");
         }
-        free (t);
+        s_txn_free (t);
         return s_err (rc);
     }
     t->seq = s_meta_get (t->txn, self->dbi[DB_META], "seq");
@@ -457,7 +469,7 @@ dipx_store_commit (dipx_txn_t **txn_p)
         mdb_txn_abort (t->txn);
     if (t->write)
         t->store->write_txn = NULL;
-    free (t);
+    s_txn_free (t);
     return rc;
 }
 
@@ -470,7 +482,7 @@ dipx_store_abort (dipx_txn_t **txn_p)
     mdb_txn_abort (t->txn);
     if (t->write)
         t->store->write_txn = NULL;
-    free (t);
+    s_txn_free (t);
     *txn_p = NULL;
 }
 

@@ -140,8 +140,8 @@ s_answer (fi_ledger_t *l, int i, int timeout_ms)
     l->nanswers[m->answer]++;
 }
 
-int
-fi_resend (fi_ledger_t *l, int i, int timeout_ms)
+void
+fi_post (fi_ledger_t *l, int i)
 {
     fi_msg_t *m = &l->msgs[i];
     dipx_frame_t f = {.cmd = DIPX_CMD_SEND};
@@ -152,12 +152,18 @@ fi_resend (fi_ledger_t *l, int i, int timeout_ms)
     assert_int_equal (dipx_frame_encode (&f, &out, &out_len), 0);
     assert_int_equal (zmq_send (l->raw, out, out_len, 0), (int) out_len);
     free (out);
+}
+
+int
+fi_resend (fi_ledger_t *l, int i, int timeout_ms)
+{
+    fi_post (l, i);
     s_answer (l, i, timeout_ms);
     return i;
 }
 
 int
-fi_send (fi_ledger_t *l, int timeout_ms)
+fi_seal (fi_ledger_t *l)
 {
     assert_true (l->n < FI_MAX);
     int i = l->n++;
@@ -174,7 +180,13 @@ fi_send (fi_ledger_t *l, int timeout_ms)
     assert_true (m->env_len <= sizeof m->env);
     memcpy (m->env, env, m->env_len);
     free (env);
-    return fi_resend (l, i, timeout_ms);
+    return i;
+}
+
+int
+fi_send (fi_ledger_t *l, int timeout_ms)
+{
+    return fi_resend (l, fi_seal (l), timeout_ms);
 }
 
 int

@@ -78,6 +78,12 @@ int fi_send (fi_ledger_t *l, int timeout_ms);
 /*  Sends message i again (the same bytes) and waits for its answer.  */
 int fi_resend (fi_ledger_t *l, int i, int timeout_ms);
 
+/*  Seals a new message without sending it. Returns its index.  */
+int fi_seal (fi_ledger_t *l);
+
+/*  Writes message i's SEND on the raw socket and returns (no wait).  */
+void fi_post (fi_ledger_t *l, int i);
+
 /*  Waits up to timeout_ms for client *c (agency id) to be welcomed. If the
     broker refused its HELLO (an ERROR, e.g. storage, which libdipx does not
     retry on the same connection), or left it unanswered for timeout_ms (> 0)

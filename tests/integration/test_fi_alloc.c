@@ -13,6 +13,10 @@
         bursts    in service: runs of consecutive failures at a fixed period,
                   so that whole turns fail (the "commit failed three times"
                   answer) and failures land in the middle of a turn
+        resend_out_of_memory
+                  every allocation fails: a resend of a stored message is
+                  still ACCEPTED, in order after a new message's REFUSED,
+                  and the broker retries what it cannot write on a timer
 
     Run one case: test_fi_alloc <name> (ctest registers each).  */
 #include <setjmp.h>
@@ -27,8 +31,10 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "dipx_envelope.h"
+#include "dipx_frame.h"
 #include "fi_ledger.h"
 
 #define FI_EXE "tests/dipxd_fi"
@@ -163,6 +169,72 @@ test_bursts (void **state)
     s_in_service ("DIPX_FI_ALLOC=run,nth=3,every=61,burst=4", 10);
 }
 
+/*  Every allocation fails from the start of the service loop: a new message
+    is refused and a resend of a message stored before is still ACCEPTED (a
+    REFUSED would tell its sender that it was not stored), answered in
+    order, and the broker does not spin retrying what it cannot write.
+    Neither answer may need memory: the room for a batch of answers
+    is taken at start-up and a write transaction begins without allocating,
+    so the turn completes at its last degraded level, which writes nothing,
+    and looking the stored id up allocates nothing.  */
+static void
+test_resend_out_of_memory (void **state)
+{
+    (void) state;
+    harness_t *h = fi_harness (NULL);
+    assert_int_equal (harness_start (h), 0);
+    fi_ledger_t *l = fi_ledger ();
+    fi_open (l, h);
+    int stored = fi_send (l, ANSWER_MS), fresh = fi_seal (l);
+    assert_int_equal (l->msgs[stored].answer, FI_ACCEPTED);
+    fi_close (l);
+    assert_true (WIFEXITED (harness_stop (h, SIGTERM)));
+
+    enum { BURST = 1000 };
+    static char spec[64];
+    snprintf (spec, sizeof spec, "DIPX_FI_ALLOC=run,nth=1,burst=%d", BURST);
+    h->exe = FI_EXE;
+    h->env[0] = spec;
+    assert_int_equal (harness_start (h), 0);
+    l->ctx = zmq_ctx_new ();
+    assert_non_null (l->ctx);
+    l->raw = harness_raw (h, l->ctx, "police.test");
+    assert_non_null (l->raw);
+    fi_post (l, fresh);
+    fi_post (l, stored);
+    uint8_t buf[4096];
+    dipx_frame_t f;
+    for (int k = 0; k < 2; k++) {
+        int n = harness_raw_recv (l->raw, buf, sizeof buf, ANSWER_MS);
+        assert_true (n > 0);
+        assert_int_equal (dipx_frame_decode (buf, (size_t) n, &f), 0);
+        const fi_msg_t *want = &l->msgs[k == 0 ? fresh : stored];
+        if (k == 0) {
+            assert_int_equal (f.cmd, DIPX_CMD_REFUSED);
+            assert_memory_equal (f.u.refused.id, want->id, sizeof want->id);
+            assert_int_equal (-(int) f.u.refused.code, DIPX_E_STORAGE);
+        } else {
+            assert_int_equal (f.cmd, DIPX_CMD_ACCEPTED);
+            assert_memory_equal (f.u.accepted.id, want->id, sizeof want->id);
+        }
+    }
+    /* The broker holds audit records it cannot write (the connection's
+       session record). It retries them on its housekeeping timer, a few
+       allocations a second; a broker that retried them in a loop made
+       hundreds a second and soon used up the burst.  */
+    int failed = fi_log_count (h, "fi-alloc: fail ");
+    usleep (1000 * 1000);
+    int idle = fi_log_count (h, "fi-alloc: fail ") - failed;
+    print_message ("fi: %d allocations failed, then %d in 1 s idle\n", failed, idle);
+    assert_true (idle < 100);
+    /* Fewer than the burst: every allocation of the run failed.  */
+    assert_true (failed + idle > 0 && failed + idle < BURST);
+    fi_close (l);
+    assert_true (WIFEXITED (harness_stop (h, SIGTERM)));
+    fi_assert_log_clean (h);
+    harness_fini (h);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -174,6 +246,7 @@ main (int argc, char **argv)
         cmocka_unit_test (test_startup),
         cmocka_unit_test (test_paths),
         cmocka_unit_test (test_bursts),
+        cmocka_unit_test (test_resend_out_of_memory),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
