@@ -29,7 +29,9 @@
     a full send queue would make it ("fi-io: send queue full for a
     DELIVER"). While FILE exists the first part is held back until the
     second is seen, so a refused message sends nothing, as libzmq's own
-    refusal would.
+    refusal would. With DIPX_FI_FULL_ERRNO=EHOSTUNREACH the DELIVER fails
+    as if its connection had gone ("fi-io: connection gone for a DELIVER");
+    the connection itself stays, so the test replaces its client.
 
     DIPX_FI_HOLD=SUFFIX with DIPX_FI_HOLD_GATE=FILE (independent too): an
     open of a path ending in SUFFIX waits while FILE exists, logging
@@ -97,6 +99,7 @@ s_say (const char *fmt, ...)
 static bool s_no_srcfd; /* DIPX_FI_NO_SRCFD set */
 static char s_full_gate[512]; /* DIPX_FI_FULL_GATE */
 static char s_hold[256];      /* DIPX_FI_HOLD: suffix of the paths held */
+static int s_full_errno = EAGAIN; /* DIPX_FI_FULL_ERRNO */
 static char s_hold_gate[512]; /* DIPX_FI_HOLD_GATE: held while this exists */
 
 __attribute__ ((constructor)) static void
@@ -108,9 +111,13 @@ s_init (void)
         s_say ("fi-io: frames without ZMQ_SRCFD");
     }
     const char *full = getenv ("DIPX_FI_FULL_GATE");
+    const char *full_errno = getenv ("DIPX_FI_FULL_ERRNO");
+    if (full_errno && strcmp (full_errno, "EHOSTUNREACH") == 0)
+        s_full_errno = EHOSTUNREACH;
     if (full && *full) {
         snprintf (s_full_gate, sizeof s_full_gate, "%s", full);
-        s_say ("fi-io: one DELIVER refused (EAGAIN) once %s exists", s_full_gate);
+        s_say ("fi-io: DELIVERs refused (%s) while %s exists",
+               s_full_errno == EAGAIN ? "EAGAIN" : "EHOSTUNREACH", s_full_gate);
     }
     const char *hold = getenv ("DIPX_FI_HOLD"), *gate = getenv ("DIPX_FI_HOLD_GATE");
     if (hold && *hold && gate && *gate) {
@@ -378,8 +385,9 @@ zmq_send (void *sock, const void *buf, size_t len, int flags)
         return real (sock, buf, len, flags);
     held = false;
     if (len > 400 && access (s_full_gate, F_OK) == 0) {
-        s_say ("fi-io: send queue full for a DELIVER");
-        errno = EAGAIN;
+        s_say (s_full_errno == EAGAIN ? "fi-io: send queue full for a DELIVER"
+                                      : "fi-io: connection gone for a DELIVER");
+        errno = s_full_errno;
         return -1;
     }
     int rc = real (sock, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);

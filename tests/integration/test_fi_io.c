@@ -341,6 +341,9 @@ test_unbound_session_rechecked (void **state)
 
 /*  Starts the broker with the shim refusing DELIVERs while *full exists
     (not yet), and police and cjit (window 8) connected.  */
+/* DIPX_FI_FULL_ERRNO=... for the next s_start_full, or NULL (EAGAIN).  */
+static const char *s_full_errno;
+
 static harness_t *
 s_start_full (const char *extra, dipx_client_t **police, dipx_client_t **cjit, const char **full)
 {
@@ -349,6 +352,8 @@ s_start_full (const char *extra, dipx_client_t **police, dipx_client_t **cjit, c
     harness_shim (h);
     snprintf (gate, sizeof gate, "DIPX_FI_FULL_GATE=%s/full", h->dir);
     h->env[2] = gate;
+    if (s_full_errno)
+        h->env[3] = s_full_errno;
     assert_int_equal (harness_start (h), 0);
     assert_int_equal (harness_client (h, "police.test", 0, police), 0);
     assert_int_equal (harness_client (h, "cjit.test", 8, cjit), 0);
@@ -436,6 +441,66 @@ test_full_send_queue_resumes (void **state)
     harness_fini (h);
 }
 
+/*  A DELIVER whose connection is gone when it is sent (EHOSTUNREACH, here
+    from the shim; in life the connection closed between the turn that
+    planned it and the send) ends the session and is not an attempt: after
+    the agency reconnects the message arrives with count 1, and its sender
+    hears of that one delivery only. The audit trail has both DELIVERs and
+    the miss.  */
+static void
+test_gone_connection_deliver_taken_back (void **state)
+{
+    (void) state;
+    dipx_client_t *police, *cjit;
+    const char *full;
+    s_full_errno = "DIPX_FI_FULL_ERRNO=EHOSTUNREACH";
+    harness_t *h = s_start_full (NULL, &police, &cjit, &full);
+    s_full_errno = NULL;
+    s_arm (full);
+    uint8_t subject[DIPX_SUBJECT_BYTES] = {1};
+    dipx_send_t m = harness_dt1 ("cjit.test", subject);
+    dipx_result_t r;
+    assert_int_equal (dipx_client_send (police, &m, "gone", 4, 20000, &r), 0);
+    uint64_t t0 = dipx_mono_ms ();
+    while (fi_log_count (h, "fi-io: connection gone for a DELIVER") < 1) {
+        assert_true (dipx_mono_ms () - t0 < 20000);
+        usleep (10000);
+    }
+    assert_int_equal (unlink (full), 0);
+    /* The shim left the connection up; its session is gone. The agency
+       comes back as it would after a lost connection.  */
+    dipx_client_destroy (&cjit);
+    assert_int_equal (harness_client (h, "cjit.test", 8, &cjit), 0);
+    dipx_message_t *msg = NULL;
+    assert_int_equal (dipx_client_recv (cjit, 20000, &msg), 0);
+    assert_memory_equal (dipx_message_id (msg), r.id, DIPX_MESSAGE_ID_BYTES);
+    assert_int_equal (dipx_message_delivery_count (msg), 1);
+    assert_int_equal (dipx_client_ack (cjit, msg), 0);
+    dipx_message_destroy (&msg);
+    int delivered = 0;
+    for (;;) {
+        dipx_receipt_t rc;
+        assert_int_equal (dipx_client_receipt (police, 20000, &rc), 0);
+        assert_memory_equal (rc.id, r.id, DIPX_MESSAGE_ID_BYTES);
+        assert_true (rc.event == DIPX_EVENT_DELIVERED || rc.event == DIPX_EVENT_ACKED);
+        if (rc.event == DIPX_EVENT_ACKED)
+            break;
+        assert_int_equal (rc.count, 1);
+        delivered++;
+    }
+    assert_int_equal (delivered, 1);
+    assert_int_equal (fi_log_count (h, "fi-io: connection gone for a DELIVER"), 1);
+    char idhex[33];
+    dipx_id_to_hex (r.id, idhex);
+    assert_int_equal (harness_audit_count (h, "\"ev\":\"delivered\"", idhex, NULL), 2);
+    assert_int_equal (
+        harness_audit_count (h, "\"ev\":\"undeliverable\"", "\"count\":1", idhex, NULL), 1);
+    dipx_client_destroy (&police);
+    dipx_client_destroy (&cjit);
+    s_stop_clean (h);
+    harness_fini (h);
+}
+
 /*  Waits for the ACKED receipt of id, skipping other receipts.  */
 static void
 s_wait_acked (dipx_client_t *police, const uint8_t *id)
@@ -510,6 +575,7 @@ main (int argc, char **argv)
         cmocka_unit_test (test_failed_hello_leaves_no_session),
         cmocka_unit_test (test_unbound_session_rechecked),
         cmocka_unit_test (test_full_send_queue_resumes),
+        cmocka_unit_test (test_gone_connection_deliver_taken_back),
         cmocka_unit_test (test_full_send_queue_ack_during_pause),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
