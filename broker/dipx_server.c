@@ -2108,14 +2108,15 @@ s_read_ready (dipx_server_t *self, uint64_t now)
 }
 
 /*  Whether deliveries and pending audit records start a turn of their own
-    at once. Not when the last turn committed neither them nor even its
-    audited refusals (memory or storage failing): then the next frame or
-    the housekeeping timer brings them, rather than a spin of failing
-    turns.  */
+    at once, or wait for the next frame or the housekeeping timer rather
+    than spin through failing turns. Deliveries go on after any committed
+    turn (level 2 skips only the pending and refusal audit records), not
+    after one that failed three times (degraded 3); pending records only
+    after a turn that wrote them (level 0 or 1).  */
 static bool
 s_carry_on (const dipx_server_t *self)
 {
-    return (self->nwant || self->npending) && self->degraded <= 1;
+    return (self->nwant && self->degraded <= 2) || (self->npending && self->degraded <= 1);
 }
 
 /*  One turn of the loop thread: read and verify the next batch (also while
@@ -2653,6 +2654,7 @@ dipx_server_run (dipx_server_t *self, volatile sig_atomic_t *stop,
             self->want[i]->in_want = false;
         self->nwant = 0;
         self->turn++;
+        self->degraded = 0; /* the last turn's level would skip them */
         s_transact (self, false, dipx_now_ms (), dipx_mono_ms ());
         s_out_drop (self);
         s_undo_drop (self);

@@ -91,8 +91,8 @@ int dipx_store_open (const char *dir, uint64_t map_size, uint64_t map_max, unsig
 void dipx_store_destroy (dipx_store_t **self_p);
 
 /*  Begins the write transaction (growing the map first when it is over 3/4
-    used and below its ceiling). At most one is open; beginning it allocates
-    nothing.  */
+    used and below its ceiling). At most one is open, used by one thread at
+    a time; beginning it allocates nothing.  */
 int dipx_store_begin (dipx_store_t *self, dipx_txn_t **out);
 
 /*  Begins a read-only transaction.  */
