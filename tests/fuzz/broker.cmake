@@ -4,6 +4,11 @@
 # valid and broken inputs, plus inputs the fuzzer found worth keeping.
 # A DIPX_FUZZ build instruments every library (top-level CMakeLists.txt), so
 # the targets link dipx_broker as it is.
-foreach(t fuzz_config fuzz_policy fuzz_records)
-  dipx_fuzz(${t} SOURCE ${CMAKE_CURRENT_LIST_DIR}/${t}.c LIBS dipx_broker)
-endforeach()
+# MAX_LEN: above each reader's limit (config 64 KiB; a policy's 1,024 rules;
+# an audit record's 4,096 bytes).
+dipx_fuzz(fuzz_config SOURCE ${CMAKE_CURRENT_LIST_DIR}/fuzz_config.c LIBS dipx_broker
+  MAX_LEN 70000)
+dipx_fuzz(fuzz_policy SOURCE ${CMAKE_CURRENT_LIST_DIR}/fuzz_policy.c LIBS dipx_broker
+  MAX_LEN 70000)
+dipx_fuzz(fuzz_records SOURCE ${CMAKE_CURRENT_LIST_DIR}/fuzz_records.c LIBS dipx_broker
+  MAX_LEN 8192)
