@@ -178,6 +178,10 @@ struct dipx_client_t {
     int session_err;                     /* ERROR answering HELLO on this connection, else 0 */
     uint64_t hello_retry;                /* monotonic ms to send HELLO again, 0 = none */
     uint32_t hello_backoff;              /* ms before the next retry of a refused HELLO */
+    char *endpoint;                      /* the broker's, to connect again */
+    uint64_t reconnect_at;               /* monotonic ms to connect again after the key
+                                            was refused (libzmq does not), 0 = none */
+    uint32_t reconnect_backoff;          /* ms before that, doubling */
     char broker[DIPX_MAX_AGENCY_ID + 1]; /* broker's id, from WELCOME */
     uint64_t max_frame;                  /* broker's largest frame, from WELCOME */
     char local_why[DIPX_MAX_REASON + 1]; /* why the last post was refused here */
@@ -793,6 +797,8 @@ s_on_handshake (dipx_client_t *self)
     self->hello_due = true;
     self->hello_retry = 0;
     self->hello_backoff = 0;
+    self->reconnect_at = 0;
+    self->reconnect_backoff = 0;
     self->stats.sessions++;
     self->unsent = 0;
     self->wr_head = self->wr_count = 0; /* every pending send is written anew */
@@ -852,6 +858,7 @@ s_on_welcome (dipx_client_t *self, const dipx_fwelcome_t *w)
     }
     self->hello_retry = 0;
     self->hello_backoff = 0;
+    self->auth_err = 0;
     memcpy (self->broker, w->broker, sizeof self->broker);
     self->max_frame = w->max_frame;
     self->granted = w->window;
@@ -924,13 +931,19 @@ s_on_deliver (dipx_client_t *self, const dipx_fdeliver_t *d)
                (unsigned long long) d->seq);
         return;
     }
-    s_delivery_t *q = (s_delivery_t *) malloc (sizeof *q + d->env.len);
+    /* At most `window` held: the broker never has more in flight to this
+       session, so more means a broker that does not keep to the window (a
+       redelivery of one still held here is a copy of it).  */
+    s_delivery_t *q = self->deliveries.count < self->window
+                          ? (s_delivery_t *) malloc (sizeof *q + d->env.len)
+                          : NULL;
     if (!q || !s_ring_push (&self->deliveries, q)) {
+        bool full = self->deliveries.count >= self->window;
         free (q);
         self->stats.deliveries_dropped++;
         s_log (self, DIPX_LOG_WARN,
-               "delivery seq %llu dropped (%s); the broker redelivers it after reconnection",
-               (unsigned long long) d->seq, q ? "more than the window in flight" : "out of memory");
+               "delivery seq %llu dropped (%s); the broker delivers it again", (unsigned long long) d->seq,
+               full ? "more deliveries held than the window" : "out of memory");
         return;
     }
     q->seq = d->seq;
@@ -991,12 +1004,24 @@ s_on_history (dipx_client_t *self, const dipx_frame_t *f)
 }
 
 /*  Arms the timer of dipx_client_fd's users for the HELLO retry.  */
+/*  The next timer of the client's own: HELLO asked again, or connecting
+    again; 0 = none.  */
+static uint64_t
+s_next_timer (const dipx_client_t *self)
+{
+    uint64_t t = self->hello_retry;
+    if (self->reconnect_at && (!t || self->reconnect_at < t))
+        t = self->reconnect_at;
+    return t;
+}
+
 static void
 s_arm_retry (dipx_client_t *self)
 {
-    if (self->tfd < 0 || !self->hello_retry)
+    uint64_t t = s_next_timer (self);
+    if (self->tfd < 0 || !t)
         return;
-    int left = s_remaining (self->hello_retry);
+    int left = s_remaining (t);
     struct itimerspec its = {{0, 0}, {left / 1000, (long) (left % 1000) * 1000000L + 1}};
     timerfd_settime (self->tfd, 0, &its, NULL);
 }
@@ -1010,13 +1035,17 @@ s_on_error (dipx_client_t *self, const dipx_ferror_t *e)
         /* A suspended agency may be admitted by CURVE and refused here: the
            client cannot see a ZAP 300 (see s_read_monitor).  */
         if (code == DIPX_E_SENDER_INACTIVE)
-            self->auth_err = DIPX_E_AUTH_TEMP;
-        else if (code == DIPX_E_STORAGE || code == DIPX_E_STORAGE_FULL || code == DIPX_E_BUSY) {
+            self->auth_err = DIPX_E_AUTH_TEMP; /* and asked again, below */
+        if (code == DIPX_E_SENDER_INACTIVE || code == DIPX_E_STORAGE
+            || code == DIPX_E_STORAGE_FULL || code == DIPX_E_BUSY) {
             /* The broker could not start the session now: ask again, backing
-               off from 100 ms to 5 s, rather than wait for a reconnect.  */
+               off from 100 ms to 5 s, rather than wait for a reconnect. A
+               suspension may last (an operator lifts it): up to a minute,
+               each refusal being audited at the broker.  */
+            uint32_t most = code == DIPX_E_SENDER_INACTIVE ? 60000 : 5000;
             self->hello_backoff = self->hello_backoff ? self->hello_backoff * 2 : 100;
-            if (self->hello_backoff > 5000)
-                self->hello_backoff = 5000;
+            if (self->hello_backoff > most)
+                self->hello_backoff = most;
             self->hello_retry = dipx_mono_ms () + self->hello_backoff;
             s_arm_retry (self);
         } else
@@ -1152,8 +1181,22 @@ s_read_monitor (dipx_client_t *self)
                CURVE server drops the connection without an ERROR command
                (CurveZMQ RFC), which looks like any failed handshake.  */
             self->auth_err = value == 300 || value == 500 ? DIPX_E_AUTH_TEMP : DIPX_E_AUTH;
-            s_log (self, DIPX_LOG_ERROR, "broker refused this agency's key (ZAP status %u): %s",
-                   (unsigned) value, dipx_strerror (self->auth_err));
+            /* libzmq ends a connection whose key was refused and never
+               connects again by itself: an operator may register or
+               reactivate the agency meanwhile, so connect again, backing off
+               from 1 s to a minute (each refusal is audited at the broker).  */
+            self->reconnect_backoff = self->reconnect_backoff
+                                          ? (self->reconnect_backoff >= 30000
+                                                 ? 60000
+                                                 : 2 * self->reconnect_backoff)
+                                          : 1000;
+            self->reconnect_at = dipx_mono_ms () + self->reconnect_backoff;
+            s_arm_retry (self);
+            s_log (self, DIPX_LOG_ERROR,
+                   "broker refused this agency's key (ZAP status %u): %s; connecting again "
+                   "in %u ms",
+                   (unsigned) value, dipx_strerror (self->auth_err),
+                   (unsigned) self->reconnect_backoff);
             break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
             s_log (self, DIPX_LOG_WARN,
@@ -1173,8 +1216,9 @@ s_read_monitor (dipx_client_t *self)
 static int
 s_pump (dipx_client_t *self, int timeout_ms)
 {
-    if (self->hello_retry) {
-        int left = s_remaining (self->hello_retry);
+    uint64_t timer = s_next_timer (self);
+    if (timer) {
+        int left = s_remaining (timer);
         if (timeout_ms < 0 || left < timeout_ms)
             timeout_ms = left;
     }
@@ -1201,6 +1245,13 @@ s_pump (dipx_client_t *self, int timeout_ms)
         self->hello_retry = 0; /* also when disconnected: a new handshake says HELLO */
         if (self->connected && !self->ready)
             self->hello_due = true;
+    }
+    if (self->reconnect_at && dipx_mono_ms () >= self->reconnect_at) {
+        self->reconnect_at = 0;
+        (void) zmq_disconnect (self->sock, self->endpoint); /* gone already, usually */
+        if (zmq_connect (self->sock, self->endpoint))
+            s_log (self, DIPX_LOG_ERROR, "cannot connect to %s again: %s", self->endpoint,
+                   zmq_strerror (zmq_errno ()));
     }
     s_outbox_sync (self); /* before the caller can see these answers */
     s_flush (self);
@@ -1241,7 +1292,9 @@ s_wait (dipx_client_t *self, uint64_t deadline, s_done_fn *done, void *arg)
     for (;;) {
         if (done (self, arg))
             return 0;
-        if (self->auth_err)
+        /* Only after a turn: the turn may bring the new handshake (or the
+           WELCOME of a HELLO asked again) that clears the refusal.  */
+        if (turned && self->auth_err)
             return self->auth_err;
         int left = s_remaining (deadline);
         if (turned && left == 0)
@@ -1314,6 +1367,8 @@ s_open_socket (dipx_client_t *self, const dipx_options_t *o, const uint8_t serve
         || s_setopt_int (self->mon, ZMQ_RCVHWM, S_MONITOR_HWM)
         || zmq_connect (self->mon, S_MONITOR_ENDPOINT))
         return s_zmq_err ();
+    if (!(self->endpoint = strdup (o->endpoint)))
+        return DIPX_E_NOMEM;
     if (zmq_connect (self->sock, o->endpoint)) {
         int rc = s_zmq_err ();
         s_log (self, DIPX_LOG_ERROR, "cannot connect to %s: %s", o->endpoint,
@@ -1450,6 +1505,7 @@ dipx_client_destroy (dipx_client_t **self_p)
         sodium_free (self->shared);
     }
     free (self->hello);
+    free (self->endpoint);
     dipx_registry_destroy (&self->peers);
     dipx_identity_destroy (&self->identity);
     free (self);
@@ -1856,7 +1912,11 @@ dipx_client_recv (dipx_client_t *self, int timeout_ms, dipx_message_t **msg)
         free (d);
         if (rc == 0 || rc == DIPX_E_NOMEM)
             return rc;
-        /* Rejected or undecodable: never returned; keep waiting.  */
+        /* Rejected or undecodable: never returned; keep waiting, but not
+           past the deadline for more to arrive (a stream of bad deliveries
+           would otherwise hold the call for as long as it lasts).  */
+        if (self->deliveries.count == 0 && s_remaining (deadline) == 0)
+            return DIPX_E_TIMEOUT;
     }
 }
 

@@ -86,7 +86,12 @@ DIPX_EXPORT const char *dipx_client_id (const dipx_client_t *self);
 
 /*  Waits until the broker has welcomed this client (0), or the timeout
     (DIPX_E_TIMEOUT), or the broker refused the key (DIPX_E_AUTH: unregistered
-    or revoked; DIPX_E_AUTH_TEMP: suspended).  */
+    or revoked; DIPX_E_AUTH_TEMP: suspended). A refusal is returned at once,
+    by this and every other waiting call, until the broker admits the agency:
+    the client keeps asking (a refused key: a new connection after 1 s,
+    doubling to a minute; a refused HELLO: again after 100 ms, doubling to a
+    minute), so an agency an operator registers or reactivates meanwhile
+    needs no new client.  */
 DIPX_EXPORT int dipx_client_wait_ready (dipx_client_t *self, int timeout_ms);
 
 /*  What to send: the clear envelope header's fields. The payload itself

@@ -18,6 +18,7 @@
     on dipx_client_fd together (zmq_poll with a deadline), and runs the
     client's loop when that descriptor fires. Nothing sleeps.
 */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1311,6 +1312,166 @@ test_auth_silent (void **state)
     fb_destroy (&fb);
 }
 
+/*  A broker that does not keep to the window: libdipx holds at most
+    `window` deliveries, dropping the rest (the broker delivers them again).
+    Before, it held up to 1,024 whatever the window, each up to 1 MiB.  */
+static void
+test_deliveries_held_by_window (void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    fb_t fb;
+    fb_new (&fb, fx, 0);
+    dipx_client_t *c = s_ready_client (fx, &fb, 2);
+    for (int i = 0; i < 10; i++) {
+        uint8_t id[16], *env;
+        size_t env_len;
+        randombytes_buf (id, 16);
+        s_envelope (fx, fx->peer, ME, fx->me, fx->peer, id, "over the window", &env, &env_len);
+        fb_deliver (&fb, (uint64_t) (100 + i), 1, env, env_len);
+        free (env);
+    }
+    /* Every frame read before one is taken.  */
+    dipx__client_stats_t st;
+    uint64_t deadline = dipx_mono_ms () + WAIT_MS;
+    do {
+        assert_true (dipx_mono_ms () < deadline);
+        assert_int_equal (dipx__client_pump (c, 50), 0);
+        dipx__client_stats (c, &st);
+    } while (st.deliveries_dropped < 8);
+    int got = 0;
+    dipx_message_t *m = NULL;
+    while (dipx_client_recv (c, 0, &m) == 0) {
+        got++;
+        dipx_message_destroy (&m);
+    }
+    assert_int_equal (got, 2);
+    dipx__client_stats (c, &st);
+    assert_int_equal (st.deliveries_dropped, 8);
+    dipx_client_destroy (&c);
+    fb_destroy (&fb);
+}
+
+typedef struct {
+    fb_t *fb;
+    const uint8_t *frame; /* an encoded DELIVER */
+    size_t len;
+    int ms;
+    int sent;
+} s_stream_t;
+
+/*  Sends a->frame for a->ms milliseconds, as fast as the socket takes it.  */
+static void *
+s_stream (void *arg)
+{
+    s_stream_t *a = (s_stream_t *) arg;
+    uint64_t end = dipx_mono_ms () + (uint64_t) a->ms;
+    while (dipx_mono_ms () < end)
+        if (zmq_send (a->fb->router, a->fb->rid, a->fb->rid_len, ZMQ_SNDMORE) >= 0
+            && zmq_send (a->fb->router, a->frame, a->len, 0) >= 0)
+            a->sent++;
+    return NULL;
+}
+
+/*  dipx_client_recv keeps its timeout while deliveries that fail their
+    checks keep arriving. Before, it went on taking them for as long as they
+    came (a broker streaming bad DELIVERs held the call, and an application
+    polling with timeout 0, indefinitely).  */
+static void
+test_recv_timeout_under_bad_deliveries (void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    fb_t fb;
+    fb_new (&fb, fx, 0);
+    /* The largest window, so that each turn takes more than the stream
+       brings meanwhile.  */
+    dipx_client_t *c = s_ready_client (fx, &fb, DIPX_MAX_WINDOW);
+    /* Signed by this agency, not by the sender it names: each costs the
+       client a signature check, more than the broker's send.  */
+    uint8_t id[16], *env, *frame;
+    size_t env_len, len;
+    randombytes_buf (id, 16);
+    s_envelope (fx, fx->peer, ME, fx->me, fx->me, id, "forged", &env, &env_len);
+    dipx_frame_t f = {.cmd = DIPX_CMD_DELIVER};
+    f.u.deliver.seq = 1;
+    f.u.deliver.count = 1;
+    f.u.deliver.env = (dipx_slice_t){env, env_len};
+    assert_int_equal (dipx_frame_encode (&f, &frame, &len), 0);
+    s_stream_t a = {&fb, frame, len, 3000, 0};
+    pthread_t t;
+    assert_int_equal (pthread_create (&t, NULL, s_stream, &a), 0);
+    usleep (100 * 1000); /* the stream is flowing */
+    uint64_t t0 = dipx_mono_ms ();
+    dipx_message_t *m = NULL;
+    int rc = dipx_client_recv (c, 200, &m);
+    uint64_t took = dipx_mono_ms () - t0;
+    assert_int_equal (pthread_join (t, NULL), 0);
+    free (frame);
+    free (env);
+    dipx__client_stats_t st;
+    dipx__client_stats (c, &st);
+    print_message ("recv(200 ms) returned after %llu ms; %d forged DELIVERs written, %llu "
+                   "rejected, %llu dropped\n",
+                   (unsigned long long) took, a.sent, (unsigned long long) st.rejected,
+                   (unsigned long long) st.deliveries_dropped);
+    assert_int_equal (rc, DIPX_E_TIMEOUT);
+    assert_true (took < 2000); /* the stream lasted 3 s */
+    dipx_client_destroy (&c);
+    fb_destroy (&fb);
+}
+
+/*  Serves the fake broker without running the client: answers ZAP, and a
+    HELLO with WELCOME. The client runs only inside its own public calls.  */
+static void
+fb_serve (fb_t *fb, int timeout_ms)
+{
+    zmq_pollitem_t items[2] = {{fb->router, 0, ZMQ_POLLIN, 0}, {fb->zap, 0, ZMQ_POLLIN, 0}};
+    assert_true (zmq_poll (items, 2, timeout_ms) >= 0);
+    if (items[1].revents & ZMQ_POLLIN)
+        fb_zap (fb);
+    if (!(items[0].revents & ZMQ_POLLIN))
+        return;
+    uint8_t buf[512];
+    int rl = zmq_recv (fb->router, fb->rid, sizeof fb->rid, 0);
+    assert_true (rl > 0 && (size_t) rl <= sizeof fb->rid);
+    fb->rid_len = (size_t) rl;
+    int n = zmq_recv (fb->router, buf, sizeof buf, 0);
+    dipx_frame_t f;
+    if (n > 0 && (size_t) n <= sizeof buf && dipx_frame_decode (buf, (size_t) n, &f) == 0
+        && f.cmd == DIPX_CMD_HELLO)
+        fb_welcome (fb, 0);
+}
+
+/*  A key refused for now (ZAP 500) is admitted later: the client's own calls
+    (wait_ready, here) take the new handshake that follows and start the
+    session. Before, once refused, every call returned the refusal without
+    reading anything, and the client stayed refused until it was destroyed.  */
+static void
+test_auth_recovers (void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    fb_t fb;
+    fb_new (&fb, fx, 500);
+    dipx_options_t o = s_options (fx, fb.endpoint, 0);
+    dipx_client_t *c = NULL;
+    assert_int_equal (dipx_client_new (&o, &c), 0);
+    uint64_t deadline = dipx_mono_ms () + WAIT_MS;
+    int rc;
+    while ((rc = dipx_client_wait_ready (c, 0)) == DIPX_E_TIMEOUT) {
+        assert_true (dipx_mono_ms () < deadline);
+        fb_serve (&fb, 20);
+    }
+    assert_int_equal (rc, DIPX_E_AUTH_TEMP);
+    fb.zap_status = 200;
+    deadline = dipx_mono_ms () + WAIT_MS;
+    while ((rc = dipx_client_wait_ready (c, 20)) != 0) {
+        assert_true (rc == DIPX_E_AUTH_TEMP || rc == DIPX_E_TIMEOUT);
+        assert_true (dipx_mono_ms () < deadline);
+        fb_serve (&fb, 20);
+    }
+    dipx_client_destroy (&c);
+    fb_destroy (&fb);
+}
+
 /*  A broker that admits a suspended agency's key and refuses its HELLO.  */
 static void
 test_hello_refused (void **state)
@@ -1329,6 +1490,20 @@ test_hello_refused (void **state)
     snprintf (err.u.error.reason, sizeof err.u.error.reason, "agency suspended");
     fb_send (&fb, &err);
     assert_int_equal (dipx_client_wait_ready (c, WAIT_MS), DIPX_E_AUTH_TEMP);
+    /* HELLO is asked again on the same connection, backing off: refused
+       while the agency stays suspended, then welcomed once an operator has
+       lifted the suspension, without a new connection.  */
+    fb_expect (&fb, c, DIPX_CMD_HELLO, &f);
+    fb_send (&fb, &err);
+    uint64_t t0 = dipx_mono_ms ();
+    fb_expect (&fb, c, DIPX_CMD_HELLO, &f);
+    assert_true (dipx_mono_ms () - t0 >= 150); /* 200 ms: the back-off doubled */
+    fb_welcome (&fb, 0);
+    /* wait_ready reports the standing refusal until the WELCOME is read.  */
+    int rc;
+    while ((rc = dipx_client_wait_ready (c, 10)) == DIPX_E_AUTH_TEMP)
+        assert_true (dipx_mono_ms () - t0 < WAIT_MS);
+    assert_int_equal (rc, 0);
     /* Any other refusal of HELLO is returned by wait_ready as it is.  */
     err.u.error.code = -DIPX_E_VERSION;
     fb_send (&fb, &err);
@@ -1356,11 +1531,15 @@ main (void)
         cmocka_unit_test_setup_teardown (test_lost_answer_resent, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_deliver_ack, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_deliver_rejected, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_deliveries_held_by_window, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_recv_timeout_under_bad_deliveries, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_broker_restart, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_max_frame, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_auth_refused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_auth_temporary, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_auth_silent, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_auth_recovers, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_hello_refused, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
