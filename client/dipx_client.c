@@ -182,6 +182,7 @@ struct dipx_client_t {
     uint64_t reconnect_at;               /* monotonic ms to connect again after the key
                                             was refused (libzmq does not), 0 = none */
     uint32_t reconnect_backoff;          /* ms before that, doubling */
+    bool in_monitor;                     /* s_read_monitor is running */
     char broker[DIPX_MAX_AGENCY_ID + 1]; /* broker's id, from WELCOME */
     uint64_t max_frame;                  /* broker's largest frame, from WELCOME */
     char local_why[DIPX_MAX_REASON + 1]; /* why the last post was refused here */
@@ -414,6 +415,7 @@ s_cmp_order (const void *a, const void *b, void *slots)
 
 static void s_answer (dipx_client_t *self, size_t i, int code, uint64_t seq, const char *reason);
 static void s_fail_oversized (dipx_client_t *self);
+static void s_read_monitor (dipx_client_t *self);
 
 /*  Writes what this connection still owes the broker, in order: HELLO; then,
     once WELCOME has come, unanswered SENDs in post order, ACK/OUTCOME frames,
@@ -422,6 +424,12 @@ static void s_fail_oversized (dipx_client_t *self);
 static void
 s_flush (dipx_client_t *self)
 {
+    /* What the connection did while the application was away first: libzmq
+       connects again by itself, and a SEND written on a new connection
+       before its HELLO would break the session's order (and could race the
+       copy written again after WELCOME).  */
+    if (!self->in_monitor)
+        s_read_monitor (self);
     self->want_out = false;
     if (!self->connected)
         return;
@@ -1148,11 +1156,13 @@ s_read_socket (dipx_client_t *self)
 static void
 s_read_monitor (dipx_client_t *self)
 {
+    self->in_monitor = true; /* its handlers flush: not read again from there */
     for (;;) {
         zmq_msg_t msg;
         zmq_msg_init (&msg);
         if (zmq_msg_recv (&msg, self->mon, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close (&msg);
+            self->in_monitor = false;
             return;
         }
         uint16_t event = 0;

@@ -195,6 +195,7 @@ typedef struct {
     char endpoint[64];  /* where it listens */
     uint8_t rid[256];   /* routing id of the last client heard */
     size_t rid_len;     /* its length */
+    void *mon;          /* with fb_watch: its handshakes, from the next fb_bind */
 } fb_t;
 
 static void
@@ -211,6 +212,14 @@ fb_bind (fb_t *fb)
     assert_int_equal (
         zmq_setsockopt (fb->router, ZMQ_HANDSHAKE_IVL, &handshake_ms, sizeof handshake_ms), 0);
     assert_int_equal (zmq_setsockopt (fb->router, ZMQ_CURVE_SECRETKEY, fb->fx->broker_sk, 32), 0);
+    if (fb->mon) {
+        /* Before the bind: no handshake can be missed.  */
+        static int seq;
+        char ep[64];
+        snprintf (ep, sizeof ep, "inproc://fb-watch-%d", ++seq);
+        assert_int_equal (zmq_socket_monitor (fb->router, ep, ZMQ_EVENT_HANDSHAKE_SUCCEEDED), 0);
+        assert_int_equal (zmq_connect (fb->mon, ep), 0);
+    }
     if (fb->endpoint[0])
         assert_int_equal (zmq_bind (fb->router, fb->endpoint), 0);
     else {
@@ -1419,6 +1428,43 @@ test_recv_timeout_under_bad_deliveries (void **state)
     fb_destroy (&fb);
 }
 
+/*  The broker restarts while the application makes no call, and libzmq
+    connects again underneath: the application's next post must not put its
+    SEND on the new connection before HELLO (PROTOCOL.md 5.1). Before, libdipx
+    knew of the new connection only from its next read, and wrote the SEND
+    first.  */
+static void
+test_no_send_before_hello (void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    fb_t fb;
+    fb_new (&fb, fx, 0);
+    dipx_client_t *c = s_ready_client (fx, &fb, 0);
+    fb_unbind (&fb);
+    fb.mon = zmq_socket (fb.ctx, ZMQ_PAIR);
+    assert_non_null (fb.mon);
+    fb_bind (&fb);
+    /* The new connection's handshake, done by libzmq alone.  */
+    zmq_pollitem_t item = {fb.mon, 0, ZMQ_POLLIN, 0};
+    assert_int_equal (zmq_poll (&item, 1, WAIT_MS), 1);
+    dipx_send_t m = s_message (PEER);
+    uint8_t id[16];
+    assert_int_equal (dipx_client_post (c, &m, "after the restart", 17, id), 0);
+    dipx_frame_t f;
+    fb_expect (&fb, c, DIPX_CMD_HELLO, &f);
+    fb_welcome (&fb, 0);
+    uint8_t *buf = fb_recv (&fb, c, &f, NULL);
+    assert_int_equal (f.cmd, DIPX_CMD_SEND);
+    free (buf);
+    int zero = 0;
+    zmq_setsockopt (fb.mon, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_socket_monitor (fb.router, NULL, 0);
+    zmq_close (fb.mon);
+    fb.mon = NULL;
+    dipx_client_destroy (&c);
+    fb_destroy (&fb);
+}
+
 /*  Serves the fake broker without running the client: answers ZAP, and a
     HELLO with WELCOME. The client runs only inside its own public calls.  */
 static void
@@ -1535,6 +1581,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_recv_timeout_under_bad_deliveries, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_broker_restart, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_no_send_before_hello, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_max_frame, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_auth_refused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_auth_temporary, s_setup, s_teardown),
