@@ -104,6 +104,12 @@ _Static_assert (sizeof ((dipx_receipt_t *) 0)->by == DIPX_MAX_AGENCY_ID + 1, "by
     libzmq's default is 30 s; a broker that answers ZAP 300 stalls the
     handshake rather than closing it, and an agency should learn sooner.  */
 #define S_HANDSHAKE_MS 10000
+/* Copies of one send written again on one connection because later answers
+   came first (s_lost_before). A broker answers in order, so one is the rule;
+   a few allow for an answer lost again, and the bound keeps a broker that
+   answers out of order from making the client upload its sends again and
+   again (newest-first answers to N sends would cost N(N-1)/2 copies).  */
+#define S_LOST_MAX 3
 
 /*  The monitor's endpoint; the context is private to one client.  */
 #define S_MONITOR_ENDPOINT "inproc://dipx-client-monitor"
@@ -125,6 +131,7 @@ typedef struct {
     int state;                 /* s_slot_state_t */
     bool sent;                 /* written to the current connection */
     uint64_t wseq;             /* if so, the write number of its latest copy */
+    uint8_t lost;              /* copies written again on this connection (s_lost_before) */
     bool waited;               /* dipx_client_send is waiting for this one */
     uint64_t order;            /* post order, for resending in order */
     uint8_t id[DIPX_ID_BYTES]; /* message id */
@@ -813,6 +820,7 @@ s_on_handshake (dipx_client_t *self)
     for (size_t i = 0; i < DIPX_MAX_PENDING; i++)
         if (self->slots[i].state == S_PENDING) {
             self->slots[i].sent = false;
+            self->slots[i].lost = 0;
             self->unsent++;
         }
     if (self->track.active) {
@@ -898,8 +906,10 @@ s_lost_before (dipx_client_t *self, uint64_t wseq)
         self->wr_head = (self->wr_head + 1) % DIPX_MAX_PENDING;
         self->wr_count--;
         s_slot_t *s = &self->slots[w.slot];
-        if (w.wseq < wseq && s->state == S_PENDING && s->sent && s->wseq == w.wseq) {
+        if (w.wseq < wseq && s->state == S_PENDING && s->sent && s->wseq == w.wseq
+            && s->lost < S_LOST_MAX) {
             s->sent = false;
+            s->lost++;
             self->unsent++;
             lost++;
         }
