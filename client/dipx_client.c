@@ -530,8 +530,9 @@ s_flush_acks (dipx_client_t *self)
     size_t n = dipx_ack_statement (dipx_identity_id (self->identity), f->u.ack.at, &f->u.ack.ids,
                                    stmt);
     crypto_sign_detached (f->u.ack.sig, NULL, stmt, n, dipx_identity_sign_sk (self->identity));
-    self->acks.count = 0;
     int rc = s_control (self, f);
+    if (rc == 0)
+        self->acks.count = 0; /* else kept, and signed again at the next flush */
     free (f);
     return rc;
 }
@@ -1798,7 +1799,9 @@ dipx_client_send (dipx_client_t *self, const dipx_send_t *msg, const void *body,
     self->slots[i].waited = true;
     rc = s_wait (self, deadline, s_slot_answered, &i);
     self->slots[i].waited = false;
-    if (rc == 0) {
+    /* Answered, even if the wait then failed (an ACK flush, say): its answer
+       was kept for this call, and dipx_client_result would never see it.  */
+    if (rc == 0 || self->slots[i].state == S_ANSWERED) {
         rc = s_collect (self, i, result);
         s_feed (self);
         return rc;
