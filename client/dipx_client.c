@@ -435,7 +435,7 @@ s_flush (dipx_client_t *self)
        connects again by itself, and a SEND written on a new connection
        before its HELLO would break the session's order (and could race the
        copy written again after WELCOME).  */
-    if (!self->in_monitor)
+    if (!self->in_monitor && self->mon) /* none yet while dipx_client_new feeds */
         s_read_monitor (self);
     self->want_out = false;
     if (!self->connected)
@@ -960,8 +960,8 @@ s_on_deliver (dipx_client_t *self, const dipx_fdeliver_t *d)
         bool full = self->deliveries.count >= self->window;
         free (q);
         self->stats.deliveries_dropped++;
-        s_log (self, DIPX_LOG_WARN,
-               "delivery seq %llu dropped (%s); the broker delivers it again", (unsigned long long) d->seq,
+        s_log (self, DIPX_LOG_WARN, "delivery seq %llu dropped (%s); the broker delivers it again",
+               (unsigned long long) d->seq,
                full ? "more deliveries held than the window" : "out of memory");
         return;
     }
@@ -1022,7 +1022,6 @@ s_on_history (dipx_client_t *self, const dipx_frame_t *f)
         s_receipt_from (h, f->present, &self->track.events[h->index]);
 }
 
-/*  Arms the timer of dipx_client_fd's users for the HELLO retry.  */
 /*  The next timer of the client's own: HELLO asked again, or connecting
     again; 0 = none.  */
 static uint64_t
@@ -1034,6 +1033,7 @@ s_next_timer (const dipx_client_t *self)
     return t;
 }
 
+/*  Arms the timer of dipx_client_fd's users for s_next_timer.  */
 static void
 s_arm_retry (dipx_client_t *self)
 {
@@ -1045,12 +1045,32 @@ s_arm_retry (dipx_client_t *self)
     timerfd_settime (self->tfd, 0, &its, NULL);
 }
 
+/*  libzmq ends a connection whose handshake failed on the key or the
+    protocol, and never connects again by itself: connect again later,
+    backing off from 1 s to a minute.  */
+static void
+s_connect_later (dipx_client_t *self)
+{
+    self->reconnect_backoff = !self->reconnect_backoff ? 1000
+                              : self->reconnect_backoff >= 30000 ? 60000
+                                                                 : 2 * self->reconnect_backoff;
+    self->reconnect_at = dipx_mono_ms () + self->reconnect_backoff;
+    s_arm_retry (self);
+}
+
 static void
 s_on_error (dipx_client_t *self, const dipx_ferror_t *e)
 {
     int code = -(int) e->code;
     switch (e->cmd) {
     case DIPX_CMD_HELLO:
+        if (self->ready) {
+            /* Not an answer: this connection's HELLO was welcomed.  */
+            self->stats.unmatched++;
+            s_log (self, DIPX_LOG_WARN, "ERROR for HELLO on a welcomed session ignored: %s",
+                   e->reason);
+            return;
+        }
         /* A suspended agency may be admitted by CURVE and refused here: the
            client cannot see a ZAP 300 (see s_read_monitor).  */
         if (code == DIPX_E_SENDER_INACTIVE)
@@ -1202,17 +1222,9 @@ s_read_monitor (dipx_client_t *self)
                CURVE server drops the connection without an ERROR command
                (CurveZMQ RFC), which looks like any failed handshake.  */
             self->auth_err = value == 300 || value == 500 ? DIPX_E_AUTH_TEMP : DIPX_E_AUTH;
-            /* libzmq ends a connection whose key was refused and never
-               connects again by itself: an operator may register or
-               reactivate the agency meanwhile, so connect again, backing off
-               from 1 s to a minute (each refusal is audited at the broker).  */
-            self->reconnect_backoff = self->reconnect_backoff
-                                          ? (self->reconnect_backoff >= 30000
-                                                 ? 60000
-                                                 : 2 * self->reconnect_backoff)
-                                          : 1000;
-            self->reconnect_at = dipx_mono_ms () + self->reconnect_backoff;
-            s_arm_retry (self);
+            /* An operator may register or reactivate the agency meanwhile
+               (each refusal is audited at the broker).  */
+            s_connect_later (self);
             s_log (self, DIPX_LOG_ERROR,
                    "broker refused this agency's key (ZAP status %u): %s; connecting again "
                    "in %u ms",
@@ -1220,6 +1232,7 @@ s_read_monitor (dipx_client_t *self)
                    (unsigned) self->reconnect_backoff);
             break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            s_connect_later (self); /* the broker may be put right meanwhile */
             s_log (self, DIPX_LOG_WARN,
                    "handshake with the broker failed: protocol error 0x%x (check the broker key)",
                    (unsigned) value);
@@ -1270,10 +1283,13 @@ s_pump (dipx_client_t *self, int timeout_ms)
     if (self->reconnect_at && dipx_mono_ms () >= self->reconnect_at) {
         self->reconnect_at = 0;
         (void) zmq_disconnect (self->sock, self->endpoint); /* gone already, usually */
-        if (zmq_connect (self->sock, self->endpoint))
+        if (zmq_connect (self->sock, self->endpoint)) {
             s_log (self, DIPX_LOG_ERROR, "cannot connect to %s again: %s", self->endpoint,
                    zmq_strerror (zmq_errno ()));
+            s_connect_later (self);
+        }
     }
+    s_arm_retry (self); /* one timerfd for both timers: the one left, if any */
     s_outbox_sync (self); /* before the caller can see these answers */
     s_flush (self);
     return rc;
@@ -1306,8 +1322,10 @@ s_wait (dipx_client_t *self, uint64_t deadline, s_done_fn *done, void *arg)
     /* Acknowledgements wait for coalescing only while the application is
        taking deliveries already here; any other wait sends them first.  */
     if (self->acks.count && (done != s_has_delivery || self->deliveries.count == 0)) {
+        /* A full control queue (busy) empties only as the loop runs: the
+           acknowledgements stay listed and go at the next flush.  */
         int arc = s_flush_acks (self);
-        if (arc)
+        if (arc && arc != DIPX_E_BUSY)
             return arc;
     }
     for (;;) {
@@ -1572,8 +1590,9 @@ dipx_client_fd (dipx_client_t *self, int *fd)
         sz = sizeof fds[1];
         if (zmq_getsockopt (self->mon, ZMQ_FD, &fds[1], &sz))
             return DIPX_E_ZMQ;
-        /* A third: a timer for the retry of a HELLO the broker could not
-           take (s_on_error), as no socket event would come for it.  */
+        /* A third: a timer for the client's own retries (a HELLO the broker
+           could not take, a connection after a refused key: s_next_timer),
+           as no socket event would come for them.  */
         int tfd = timerfd_create (CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
         fds[2] = tfd;
         int ep = tfd < 0 ? -1 : epoll_create1 (EPOLL_CLOEXEC);
@@ -1954,10 +1973,12 @@ dipx_client_ack (dipx_client_t *self, const dipx_message_t *msg)
     memcpy (self->acks.ids[self->acks.count++], dipx_message_id (msg), DIPX_ID_BYTES);
     /* Coalesce while more deliveries are already here to be taken: the
        application will be back for them at once, and one signature then
-       covers them all (the broker verifies one instead of up to 256).  */
+       covers them all (the broker verifies one instead of up to 256). Listed
+       now, the acknowledgement goes with a later flush if this one fails:
+       an error here would only have the application list it twice.  */
     if (self->deliveries.count == 0 || self->acks.count == DIPX_MAX_ACK_IDS)
-        rc = s_flush_acks (self);
-    return rc;
+        (void) s_flush_acks (self);
+    return 0;
 }
 
 int

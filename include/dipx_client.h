@@ -85,8 +85,10 @@ DIPX_EXPORT void dipx_client_destroy (dipx_client_t **self_p);
 DIPX_EXPORT const char *dipx_client_id (const dipx_client_t *self);
 
 /*  Waits until the broker has welcomed this client (0), or the timeout
-    (DIPX_E_TIMEOUT), or the broker refused the key (DIPX_E_AUTH: unregistered
-    or revoked; DIPX_E_AUTH_TEMP: suspended). A refusal is returned at once,
+    (DIPX_E_TIMEOUT), or the broker refused it: DIPX_E_AUTH, the key (unknown,
+    suspended or revoked, or its card outside its validity: ZAP 400);
+    DIPX_E_AUTH_TEMP, for now (ZAP 300 or 500, or its HELLO refused
+    sender_inactive: suspended after it connected). A refusal is returned at once,
     by this and every other waiting call, until the broker admits the agency:
     the client keeps asking (a refused key: a new connection after 1 s,
     doubling to a minute; a refused HELLO: again after 100 ms, doubling to a

@@ -18,8 +18,10 @@
     on dipx_client_fd together (zmq_poll with a deadline), and runs the
     client's loop when that descriptor fires. Nothing sleeps.
 */
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -1020,8 +1022,8 @@ test_lost_answers_bounded (void **state)
     dipx__client_stats_t st;
     dipx__client_stats (c, &st);
     print_message ("%d sends answered newest-first: %d copies written again\n", N, copies);
-    assert_int_equal ((int) st.resent, copies);
-    assert_true (copies <= 3 * (N - 1));
+    assert_true (copies <= (int) st.resent);
+    assert_true (st.resent <= 3 * (N - 1));
     dipx_client_destroy (&c);
     fb_destroy (&fb);
 }
@@ -1404,15 +1406,17 @@ typedef struct {
     size_t len;
     int ms;
     int sent;
+    atomic_bool stop;     /* set to end it early */
 } s_stream_t;
 
-/*  Sends a->frame for a->ms milliseconds, as fast as the socket takes it.  */
+/*  Sends a->frame for a->ms milliseconds (or until stopped), as fast as the
+    socket takes it.  */
 static void *
 s_stream (void *arg)
 {
     s_stream_t *a = (s_stream_t *) arg;
     uint64_t end = dipx_mono_ms () + (uint64_t) a->ms;
-    while (dipx_mono_ms () < end)
+    while (dipx_mono_ms () < end && !atomic_load (&a->stop))
         if (zmq_send (a->fb->router, a->fb->rid, a->fb->rid_len, ZMQ_SNDMORE) >= 0
             && zmq_send (a->fb->router, a->frame, a->len, 0) >= 0)
             a->sent++;
@@ -1429,8 +1433,8 @@ test_recv_timeout_under_bad_deliveries (void **state)
     fx_t *fx = (fx_t *) *state;
     fb_t fb;
     fb_new (&fb, fx, 0);
-    /* The largest window, so that each turn takes more than the stream
-       brings meanwhile.  */
+    /* The largest window, so that each turn takes longer than the stream
+       needs to bring more.  */
     dipx_client_t *c = s_ready_client (fx, &fb, DIPX_MAX_WINDOW);
     /* Signed by this agency, not by the sender it names: each costs the
        client a signature check, more than the broker's send.  */
@@ -1443,7 +1447,7 @@ test_recv_timeout_under_bad_deliveries (void **state)
     f.u.deliver.count = 1;
     f.u.deliver.env = (dipx_slice_t){env, env_len};
     assert_int_equal (dipx_frame_encode (&f, &frame, &len), 0);
-    s_stream_t a = {&fb, frame, len, 3000, 0};
+    s_stream_t a = {&fb, frame, len, 10000, 0, false};
     pthread_t t;
     assert_int_equal (pthread_create (&t, NULL, s_stream, &a), 0);
     usleep (100 * 1000); /* the stream is flowing */
@@ -1451,6 +1455,7 @@ test_recv_timeout_under_bad_deliveries (void **state)
     dipx_message_t *m = NULL;
     int rc = dipx_client_recv (c, 200, &m);
     uint64_t took = dipx_mono_ms () - t0;
+    atomic_store (&a.stop, true);
     assert_int_equal (pthread_join (t, NULL), 0);
     free (frame);
     free (env);
@@ -1461,7 +1466,9 @@ test_recv_timeout_under_bad_deliveries (void **state)
                    (unsigned long long) took, a.sent, (unsigned long long) st.rejected,
                    (unsigned long long) st.deliveries_dropped);
     assert_int_equal (rc, DIPX_E_TIMEOUT);
-    assert_true (took < 2000); /* the stream lasted 3 s */
+    /* About 0.5 s here, 2 s with four ASan copies at once; the stream lasts
+       10 s unless the call returns.  */
+    assert_true (took < 6000);
     dipx_client_destroy (&c);
     fb_destroy (&fb);
 }
@@ -1504,25 +1511,128 @@ test_no_send_before_hello (void **state)
 }
 
 /*  Serves the fake broker without running the client: answers ZAP, and a
-    HELLO with WELCOME. The client runs only inside its own public calls.  */
-static void
+    HELLO with WELCOME (window 0, or fb_serve_window). The client runs only
+    inside its own public calls. Returns the command of the frame read, or
+    -1.  */
+static uint64_t fb_serve_window;
+static int
 fb_serve (fb_t *fb, int timeout_ms)
 {
     zmq_pollitem_t items[2] = {{fb->router, 0, ZMQ_POLLIN, 0}, {fb->zap, 0, ZMQ_POLLIN, 0}};
-    assert_true (zmq_poll (items, 2, timeout_ms) >= 0);
-    if (items[1].revents & ZMQ_POLLIN)
+    assert_true (zmq_poll (items, fb->zap ? 2 : 1, timeout_ms) >= 0);
+    if (fb->zap && (items[1].revents & ZMQ_POLLIN))
         fb_zap (fb);
     if (!(items[0].revents & ZMQ_POLLIN))
-        return;
-    uint8_t buf[512];
+        return -1;
+    static uint8_t buf[70000];
     int rl = zmq_recv (fb->router, fb->rid, sizeof fb->rid, 0);
     assert_true (rl > 0 && (size_t) rl <= sizeof fb->rid);
     fb->rid_len = (size_t) rl;
     int n = zmq_recv (fb->router, buf, sizeof buf, 0);
     dipx_frame_t f;
-    if (n > 0 && (size_t) n <= sizeof buf && dipx_frame_decode (buf, (size_t) n, &f) == 0
-        && f.cmd == DIPX_CMD_HELLO)
-        fb_welcome (fb, 0);
+    if (n <= 0 || (size_t) n > sizeof buf || dipx_frame_decode (buf, (size_t) n, &f) != 0)
+        return -1;
+    if (f.cmd == DIPX_CMD_HELLO)
+        fb_welcome (fb, fb_serve_window);
+    return f.cmd;
+}
+
+/*  The control queue fills while the broker is away (2,048 outcomes): once
+    the broker is back, the client's own calls start the session and write
+    them out, and the acknowledgement listed meanwhile too. Before, every
+    waiting call returned busy at once, reading nothing, and the client never
+    came back.  */
+static void
+test_control_queue_full_recovers (void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    fb_t fb;
+    fb_new (&fb, fx, 0);
+    dipx_client_t *c = s_ready_client (fx, &fb, 4);
+    uint8_t id[16], *env;
+    size_t env_len;
+    randombytes_buf (id, 16);
+    s_envelope (fx, fx->peer, ME, fx->me, fx->peer, id, "to act on", &env, &env_len);
+    fb_deliver (&fb, 1, 1, env, env_len);
+    free (env);
+    dipx_message_t *m = NULL, *none = NULL;
+    assert_int_equal (dipx_client_recv (c, WAIT_MS, &m), 0);
+    fb_unbind (&fb);
+    int rc, queued = 0;
+    while ((rc = dipx_client_outcome (c, m, true, NULL)) == 0)
+        queued++;
+    assert_int_equal (rc, DIPX_E_BUSY);
+    assert_int_equal (dipx_client_ack (c, m), 0); /* listed: it goes later */
+    fb_bind (&fb);
+    int acks = 0, outcomes = 0;
+    uint64_t deadline = dipx_mono_ms () + WAIT_MS;
+    while (acks == 0) {
+        assert_true (dipx_mono_ms () < deadline);
+        assert_int_equal (dipx_client_recv (c, 20, &none), DIPX_E_TIMEOUT);
+        int cmd;
+        while ((cmd = fb_serve (&fb, 0)) >= 0) {
+            acks += cmd == DIPX_CMD_ACK;
+            outcomes += cmd == DIPX_CMD_OUTCOME;
+        }
+    }
+    /* Those that filled the queue; a few went first to the connection that
+       was closing, unnoticed yet.  */
+    print_message ("%d outcomes posted while the broker was away; %d written after\n", queued,
+                   outcomes);
+    assert_int_equal (outcomes, DIPX_MAX_CONTROL);
+    dipx_message_destroy (&m);
+    dipx_client_destroy (&c);
+    fb_destroy (&fb);
+}
+
+/*  Driven through dipx_client_fd alone, the client keeps both of its own
+    timers: a HELLO asked again after busy (800 ms away after four), and a
+    new connection after its key was refused meanwhile (1 s). Before, the
+    timer was armed for the earlier one only, and once it had fired nothing
+    woke the client for the other: libzmq does not connect again after a
+    refused key, so no socket event ever came.  */
+static void
+test_fd_timers (void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    fb_t fb;
+    fb_new (&fb, fx, 200);
+    dipx_options_t o = s_options (fx, fb.endpoint, 0);
+    dipx_client_t *c = NULL;
+    assert_int_equal (dipx_client_new (&o, &c), 0);
+    int fd = -1;
+    assert_int_equal (dipx_client_fd (c, &fd), 0);
+    dipx_frame_t f, err = {.cmd = DIPX_CMD_ERROR};
+    err.u.error.code = -DIPX_E_BUSY;
+    err.u.error.cmd = DIPX_CMD_HELLO;
+    snprintf (err.u.error.reason, sizeof err.u.error.reason, "too many sessions");
+    for (int i = 0; i < 4; i++) {
+        fb_expect (&fb, c, DIPX_CMD_HELLO, &f);
+        fb_send (&fb, &err);
+    }
+    while (!fx->nlog || !strstr (fx->log, "broker refused HELLO"))
+        assert_int_equal (dipx__client_pump (c, 50), 0);
+    /* The broker comes back refusing the key; then an operator fixes it.  */
+    fb.zap_status = 400;
+    fb_unbind (&fb);
+    fb_bind (&fb);
+    bool refused = false;
+    int rc = DIPX_E_TIMEOUT;
+    uint64_t deadline = dipx_mono_ms () + 3 * WAIT_MS;
+    while (rc != 0) {
+        assert_true (dipx_mono_ms () < deadline);
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll (&p, 1, 10) == 1)
+            rc = dipx_client_wait_ready (c, 0); /* the only call into the client */
+        fb_serve (&fb, 0);
+        if (!refused && strstr (fx->log, "refused this agency's key")) {
+            refused = true;
+            fb.zap_status = 200;
+        }
+    }
+    assert_true (refused);
+    dipx_client_destroy (&c);
+    fb_destroy (&fb);
 }
 
 /*  A key refused for now (ZAP 500) is admitted later: the client's own calls
@@ -1626,6 +1736,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_auth_temporary, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_auth_silent, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_auth_recovers, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_control_queue_full_recovers, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_fd_timers, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_hello_refused, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
