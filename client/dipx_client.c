@@ -110,9 +110,6 @@ _Static_assert (sizeof ((dipx_receipt_t *) 0)->by == DIPX_MAX_AGENCY_ID + 1, "by
    answers out of order from making the client upload its sends again and
    again (newest-first answers to N sends would cost N(N-1)/2 copies).  */
 #define S_LOST_MAX 3
-/* TRACKs outstanding on a connection that an ERROR can be matched to; more
-   (calls giving up faster than the broker answers) forget the oldest.  */
-#define S_TRACKS_OUT 16
 
 /*  The monitor's endpoint; the context is private to one client.  */
 #define S_MONITOR_ENDPOINT "inproc://dipx-client-monitor"
@@ -227,17 +224,7 @@ struct dipx_client_t {
         size_t got;                         /* distinct frames received */
         uint8_t seen[DIPX_MAX_HISTORY / 8]; /* which indices arrived */
         int err;                            /* ERROR answering TRACK, else 0 */
-        uint64_t wnum;                      /* its TRACK's write number, 0 before */
     } track;
-    /* TRACKs written on this connection and not yet answered, oldest first:
-       the broker answers in order, and an ERROR carries no id, so an ERROR
-       answers the oldest (which may be one a timed-out call gave up).  */
-    struct {
-        uint8_t id[DIPX_ID_BYTES];
-        uint64_t wnum;
-    } tw[S_TRACKS_OUT];
-    size_t tw_head, tw_count;
-    uint64_t tw_next;     /* write number of the next TRACK */
 
     dipx__outbox_t *box;  /* durable outbox, or NULL */
     uint64_t box_next;    /* outbox key of the first entry not yet in the pending table */
@@ -497,17 +484,8 @@ s_flush (dipx_client_t *self)
             return; /* out of memory: retried on the next turn */
         int rc = s_write (self, buf, len);
         free (buf);
-        if (rc == 0) {
+        if (rc == 0)
             self->track.due = false;
-            self->track.wnum = ++self->tw_next;
-            if (self->tw_count == S_TRACKS_OUT) {
-                self->tw_head = (self->tw_head + 1) % S_TRACKS_OUT;
-                self->tw_count--;
-            }
-            size_t k = (self->tw_head + self->tw_count++) % S_TRACKS_OUT;
-            memcpy (self->tw[k].id, self->track.id, DIPX_ID_BYTES);
-            self->tw[k].wnum = self->track.wnum;
-        }
     }
 }
 
@@ -846,10 +824,8 @@ s_on_handshake (dipx_client_t *self)
             self->slots[i].lost = 0;
             self->unsent++;
         }
-    self->tw_head = self->tw_count = 0; /* the old connection's answers are gone */
     if (self->track.active) {
         self->track.due = true;
-        self->track.wnum = 0;
         self->track.total = 0;
         self->track.got = 0;
         memset (self->track.seen, 0, sizeof self->track.seen);
@@ -1027,19 +1003,6 @@ static void
 s_on_history (dipx_client_t *self, const dipx_frame_t *f)
 {
     const dipx_freceipt_t *h = &f->u.history;
-    if (h->index == 0) {
-        /* The first frame of the answer to the oldest TRACK of this id:
-           every TRACK before it was answered too (its answer lost).  */
-        size_t k = 0;
-        while (k < self->tw_count
-               && memcmp (self->tw[(self->tw_head + k) % S_TRACKS_OUT].id, h->id,
-                          DIPX_ID_BYTES) != 0)
-            k++;
-        if (k < self->tw_count) {
-            self->tw_head = (self->tw_head + k + 1) % S_TRACKS_OUT;
-            self->tw_count -= k + 1;
-        }
-    }
     if (!self->track.active || memcmp (h->id, self->track.id, DIPX_ID_BYTES) != 0
         || h->index >= h->total) {
         self->stats.unmatched++;
@@ -1130,16 +1093,11 @@ s_on_error (dipx_client_t *self, const dipx_ferror_t *e)
                e->reason);
         return;
     case DIPX_CMD_TRACK:
-        if (self->tw_count) {
-            uint64_t wnum = self->tw[self->tw_head].wnum;
-            self->tw_head = (self->tw_head + 1) % S_TRACKS_OUT;
-            self->tw_count--;
-            if (self->track.active && self->track.wnum == wnum) {
-                self->track.err = code;
-                return;
-            }
+        if (self->track.active) {
+            self->track.err = code;
+            return;
         }
-        break; /* the answer to a TRACK given up: logged below */
+        break;
     case DIPX_CMD_SEND:
         /* An ERROR carries no message id, so it cannot settle a send; the send
            stays pending and is resent on the next connection.  */
