@@ -1319,16 +1319,16 @@ static int
 s_wait (dipx_client_t *self, uint64_t deadline, s_done_fn *done, void *arg)
 {
     bool turned = false;
-    /* Acknowledgements wait for coalescing only while the application is
-       taking deliveries already here; any other wait sends them first.  */
-    if (self->acks.count && (done != s_has_delivery || self->deliveries.count == 0)) {
-        /* A full control queue (busy) empties only as the loop runs: the
-           acknowledgements stay listed and go at the next flush.  */
-        int arc = s_flush_acks (self);
-        if (arc && arc != DIPX_E_BUSY)
-            return arc;
-    }
     for (;;) {
+        /* Acknowledgements wait for coalescing only while the application
+           is taking deliveries already here; any other wait sends them
+           first. A full control queue (busy) empties only as the loop runs:
+           they stay listed and are tried again after each turn.  */
+        if (self->acks.count && (done != s_has_delivery || self->deliveries.count == 0)) {
+            int arc = s_flush_acks (self);
+            if (arc && arc != DIPX_E_BUSY)
+                return arc;
+        }
         if (done (self, arg))
             return 0;
         /* Only after a turn: the turn may bring the new handshake (or the
