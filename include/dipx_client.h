@@ -163,14 +163,18 @@ DIPX_EXPORT int dipx_client_seal (dipx_client_t *self, const dipx_send_t *msg, c
     DIPX_E_TIMEOUT. A delivery that fails its checks (bad signature, not
     sealed by the named sender, re-addressed, header altered, unknown sender)
     is never returned: the client rejects it to the broker with the reason,
-    reports it through the log callback, and keeps waiting.  */
+    reports it through the log callback, and keeps waiting, up to the
+    timeout.  */
 DIPX_EXPORT int dipx_client_recv (dipx_client_t *self, int timeout_ms, dipx_message_t **msg);
 
 /*  Acknowledges a received message with a signed ACK: the broker then
     removes it from this agency's queue. Does not consume msg. While more
     deliveries are already waiting to be taken, acknowledgements are
     coalesced (one signature covers up to 256); they are written as soon as
-    none is waiting, before any call waits, and at destroy.  */
+    none is waiting, before any call waits, and at destroy. Returns 0 once
+    the acknowledgement is listed (if the connection cannot take it now, it
+    goes later, untouched by the application), or DIPX_E_BUSY when 256 are
+    listed and none can be written yet: call again after a waiting call.  */
 DIPX_EXPORT int dipx_client_ack (dipx_client_t *self, const dipx_message_t *msg);
 
 /*  Tells the sender what became of a message: actioned (reason may be NULL)
