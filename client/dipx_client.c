@@ -110,6 +110,12 @@ _Static_assert (sizeof ((dipx_receipt_t *) 0)->by == DIPX_MAX_AGENCY_ID + 1, "by
    answers out of order from making the client upload its sends again and
    again (newest-first answers to N sends would cost N(N-1)/2 copies).  */
 #define S_LOST_MAX 3
+/* libzmq's first wait before connecting again after a disconnect (it adds a
+   random part), and how long a read of the monitor stays good for writing
+   (s_flush): well inside it.  */
+#define S_RECONNECT_IVL_MS 100
+#define S_MONITOR_FRESH_MS 20
+_Static_assert (S_MONITOR_FRESH_MS < S_RECONNECT_IVL_MS / 2, "see s_flush");
 
 /*  The monitor's endpoint; the context is private to one client.  */
 #define S_MONITOR_ENDPOINT "inproc://dipx-client-monitor"
@@ -190,6 +196,7 @@ struct dipx_client_t {
                                             was refused (libzmq does not), 0 = none */
     uint32_t reconnect_backoff;          /* ms before that, doubling */
     bool in_monitor;                     /* s_read_monitor is running */
+    uint64_t monitor_read;               /* monotonic ms it last ran */
     char broker[DIPX_MAX_AGENCY_ID + 1]; /* broker's id, from WELCOME */
     uint64_t max_frame;                  /* broker's largest frame, from WELCOME */
     char local_why[DIPX_MAX_REASON + 1]; /* why the last post was refused here */
@@ -429,14 +436,8 @@ static void s_read_monitor (dipx_client_t *self);
     a TRACK. Stops at the first write that would block; the loop retries when
     the socket is writable.  */
 static void
-s_flush (dipx_client_t *self)
+s_write_owed (dipx_client_t *self)
 {
-    /* What the connection did while the application was away first: libzmq
-       connects again by itself, and a SEND written on a new connection
-       before its HELLO would break the session's order (and could race the
-       copy written again after WELCOME).  */
-    if (!self->in_monitor && self->mon) /* none yet while dipx_client_new feeds */
-        s_read_monitor (self);
     self->want_out = false;
     if (!self->connected)
         return;
@@ -487,6 +488,24 @@ s_flush (dipx_client_t *self)
         if (rc == 0)
             self->track.due = false;
     }
+}
+
+/*  s_write_owed, after reading what the connection did while the application
+    was away: libzmq connects again by itself, and a SEND written on a new
+    connection before its HELLO would break the session's order (and could
+    race the copy written again after WELCOME). Read within the last
+    S_MONITOR_FRESH_MS, the monitor need not be read again: libzmq connects
+    again no sooner than ZMQ_RECONNECT_IVL after a disconnect, so no new
+    connection can have been made since that a write could reach (a
+    connection libdipx makes itself follows a known disconnect, and nothing
+    is written while disconnected). The loop (s_pump) has just read it.  */
+static void
+s_flush (dipx_client_t *self)
+{
+    if (!self->in_monitor && self->mon /* none yet while dipx_client_new feeds */
+        && dipx_mono_ms () - self->monitor_read >= S_MONITOR_FRESH_MS)
+        s_read_monitor (self);
+    s_write_owed (self);
 }
 
 /*  Queues an encoded control frame (consumed on every path) and flushes.  */
@@ -1194,6 +1213,7 @@ s_read_monitor (dipx_client_t *self)
         if (zmq_msg_recv (&msg, self->mon, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close (&msg);
             self->in_monitor = false;
+            self->monitor_read = dipx_mono_ms ();
             return;
         }
         uint16_t event = 0;
@@ -1291,7 +1311,7 @@ s_pump (dipx_client_t *self, int timeout_ms)
     }
     s_arm_retry (self); /* one timerfd for both timers: the one left, if any */
     s_outbox_sync (self); /* before the caller can see these answers */
-    s_flush (self);
+    s_write_owed (self);
     return rc;
 }
 
@@ -1378,7 +1398,7 @@ s_open_socket (dipx_client_t *self, const dipx_options_t *o, const uint8_t serve
         || s_setopt_int (self->sock, ZMQ_SNDHWM, 10000)
         || s_setopt_int (self->sock, ZMQ_RCVHWM, 10000)
         || zmq_setsockopt (self->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg)
-        || s_setopt_int (self->sock, ZMQ_RECONNECT_IVL, 100)
+        || s_setopt_int (self->sock, ZMQ_RECONNECT_IVL, S_RECONNECT_IVL_MS)
         || s_setopt_int (self->sock, ZMQ_RECONNECT_IVL_MAX, 2000)
         || s_setopt_int (self->sock, ZMQ_HANDSHAKE_IVL, S_HANDSHAKE_MS)
         /* Heartbeats find a silently dead path (a broker restart closes the
