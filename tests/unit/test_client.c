@@ -1654,6 +1654,71 @@ test_fd_timers (void **state)
     fb_destroy (&fb);
 }
 
+/*  An ERROR for HELLO on a session already welcomed answers nothing (this
+    connection's HELLO had its WELCOME): it is ignored, and the session goes
+    on. Before, it set a refusal that every call returned until the next
+    connection.  */
+static void
+test_stray_hello_error (void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    fb_t fb;
+    fb_new (&fb, fx, 0);
+    dipx_client_t *c = s_ready_client (fx, &fb, 0);
+    dipx_frame_t f, err = {.cmd = DIPX_CMD_ERROR};
+    err.u.error.code = -DIPX_E_SENDER_INACTIVE;
+    err.u.error.cmd = DIPX_CMD_HELLO;
+    snprintf (err.u.error.reason, sizeof err.u.error.reason, "stray");
+    fb_send (&fb, &err);
+    uint64_t deadline = dipx_mono_ms () + WAIT_MS;
+    while (!fx->nlog || !strstr (fx->log, "ERROR for HELLO on a welcomed session")) {
+        assert_true (dipx_mono_ms () < deadline);
+        assert_int_equal (dipx__client_pump (c, 50), 0);
+    }
+    assert_int_equal (dipx_client_wait_ready (c, 0), 0);
+    dipx_send_t m = s_message (PEER);
+    uint8_t id[16];
+    assert_int_equal (dipx_client_post (c, &m, "still in session", 16, id), 0);
+    fb_expect (&fb, c, DIPX_CMD_SEND, &f);
+    dipx_client_destroy (&c);
+    fb_destroy (&fb);
+}
+
+/*  A handshake that fails on the protocol (here a broker without CURVE)
+    ends the connection for good in libzmq: libdipx connects again, and the
+    session starts once the broker is put right.  */
+static void
+test_protocol_failure_retried (void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    fb_t fb;
+    fb_new (&fb, fx, 0);
+    /* The same endpoint, served first by a ROUTER without CURVE.  */
+    fb_unbind (&fb);
+    void *plain = zmq_socket (fb.ctx, ZMQ_ROUTER);
+    assert_non_null (plain);
+    int zero = 0;
+    zmq_setsockopt (plain, ZMQ_LINGER, &zero, sizeof zero);
+    assert_int_equal (zmq_bind (plain, fb.endpoint), 0);
+    dipx_options_t o = s_options (fx, fb.endpoint, 0);
+    dipx_client_t *c = NULL;
+    assert_int_equal (dipx_client_new (&o, &c), 0);
+    uint64_t deadline = dipx_mono_ms () + WAIT_MS;
+    while (!fx->nlog || !strstr (fx->log, "protocol error")) {
+        assert_true (dipx_mono_ms () < deadline);
+        assert_int_equal (dipx__client_pump (c, 50), 0);
+    }
+    zmq_unbind (plain, fb.endpoint);
+    zmq_close (plain);
+    fb_bind (&fb);
+    dipx_frame_t f;
+    fb_expect (&fb, c, DIPX_CMD_HELLO, &f); /* within WAIT_MS: the retry is after 1 s */
+    fb_welcome (&fb, 0);
+    assert_int_equal (dipx_client_wait_ready (c, WAIT_MS), 0);
+    dipx_client_destroy (&c);
+    fb_destroy (&fb);
+}
+
 /*  A key refused for now (ZAP 500) is admitted later: the client's own calls
     (wait_ready, here) take the new handshake that follows and start the
     session. Before, once refused, every call returned the refusal without
@@ -1755,6 +1820,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_auth_temporary, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_auth_silent, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_auth_recovers, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_stray_hello_error, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_protocol_failure_retried, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_control_queue_full_recovers, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_fd_timers, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_hello_refused, s_setup, s_teardown),
