@@ -467,6 +467,19 @@ fb_deliver (fb_t *fb, uint64_t seq, uint64_t count, const uint8_t *env, size_t e
     fb_send (fb, &f);
 }
 
+/*  Delivers a new message (its id into id) from PEER to ME, sealed and
+    signed as PEER's libdipx would.  */
+static void
+fb_deliver_new (fx_t *fx, fb_t *fb, uint64_t seq, uint64_t count, const char *body, uint8_t id[16])
+{
+    uint8_t *env;
+    size_t env_len;
+    randombytes_buf (id, 16);
+    s_envelope (fx, fx->peer, ME, fx->me, fx->peer, id, body, &env, &env_len);
+    fb_deliver (fb, seq, count, env, env_len);
+    free (env);
+}
+
 /* ---------------------------------------------------------------------------
    Without a broker */
 
@@ -1036,13 +1049,9 @@ test_deliver_ack (void **state)
     fb_new (&fb, fx, 0);
     dipx_client_t *c = s_ready_client (fx, &fb, 4);
 
-    uint8_t id[16], *env;
-    size_t env_len;
-    randombytes_buf (id, 16);
+    uint8_t id[16];
     static const char body[] = "{\"form\":\"DT1\",\"result\":\"positive\"}";
-    s_envelope (fx, fx->peer, ME, fx->me, fx->peer, id, body, &env, &env_len);
-    fb_deliver (&fb, 77, 2, env, env_len);
-    free (env);
+    fb_deliver_new (fx, &fb, 77, 2, body, id);
 
     dipx_message_t *m = NULL;
     assert_int_equal (dipx_client_recv (c, WAIT_MS, &m), 0);
@@ -1197,10 +1206,7 @@ test_deliver_rejected (void **state)
     dipx_message_destroy (&m);
 
     /* A good one after all that is returned.  */
-    randombytes_buf (id, 16);
-    s_envelope (fx, fx->peer, ME, fx->me, fx->peer, id, "fine", &env, &env_len);
-    fb_deliver (&fb, 7, 1, env, env_len);
-    free (env);
+    fb_deliver_new (fx, &fb, 7, 1, "fine", id);
     assert_int_equal (dipx_client_recv (c, WAIT_MS, &m), 0);
     assert_memory_equal (dipx_message_id (m), id, 16);
     assert_false (dipx_message_is_redelivered (m));
@@ -1372,12 +1378,8 @@ test_deliveries_held_by_window (void **state)
     fb_new (&fb, fx, 0);
     dipx_client_t *c = s_ready_client (fx, &fb, 2);
     for (int i = 0; i < 10; i++) {
-        uint8_t id[16], *env;
-        size_t env_len;
-        randombytes_buf (id, 16);
-        s_envelope (fx, fx->peer, ME, fx->me, fx->peer, id, "over the window", &env, &env_len);
-        fb_deliver (&fb, (uint64_t) (100 + i), 1, env, env_len);
-        free (env);
+        uint8_t id[16];
+        fb_deliver_new (fx, &fb, (uint64_t) (100 + i), 1, "over the window", id);
     }
     /* Every frame read before one is taken.  */
     dipx__client_stats_t st;
@@ -1568,12 +1570,8 @@ test_control_queue_full_recovers (void **state)
     fb_t fb;
     fb_new (&fb, fx, 0);
     dipx_client_t *c = s_ready_client (fx, &fb, 4);
-    uint8_t id[16], *env;
-    size_t env_len;
-    randombytes_buf (id, 16);
-    s_envelope (fx, fx->peer, ME, fx->me, fx->peer, id, "to act on", &env, &env_len);
-    fb_deliver (&fb, 1, 1, env, env_len);
-    free (env);
+    uint8_t id[16];
+    fb_deliver_new (fx, &fb, 1, 1, "to act on", id);
     dipx_message_t *m = NULL, *none = NULL;
     assert_int_equal (dipx_client_recv (c, WAIT_MS, &m), 0);
     fb_unbind (&fb);
