@@ -231,26 +231,32 @@ fb_bind (fb_t *fb)
     }
 }
 
-/*  Stops listening and closes the socket. libzmq closes a listener in its
+/*  Stops a listener and closes its socket. libzmq closes a listener in its
     I/O thread, after zmq_unbind returns: waiting for ZMQ_EVENT_CLOSED makes
-    the port free for the next fb_bind.  */
+    the port free for the next bind.  */
 static void
-fb_unbind (fb_t *fb)
+s_unbind_close (void *ctx, void *sock, const char *endpoint)
 {
     static int seq;
     char mon_ep[64];
     snprintf (mon_ep, sizeof mon_ep, "inproc://fb-monitor-%d", ++seq);
-    assert_int_equal (zmq_socket_monitor (fb->router, mon_ep, ZMQ_EVENT_CLOSED), 0);
-    void *mon = zmq_socket (fb->ctx, ZMQ_PAIR);
+    assert_int_equal (zmq_socket_monitor (sock, mon_ep, ZMQ_EVENT_CLOSED), 0);
+    void *mon = zmq_socket (ctx, ZMQ_PAIR);
     assert_int_equal (zmq_connect (mon, mon_ep), 0);
-    assert_int_equal (zmq_unbind (fb->router, fb->endpoint), 0);
+    assert_int_equal (zmq_unbind (sock, endpoint), 0);
     zmq_pollitem_t item = {mon, 0, ZMQ_POLLIN, 0};
     assert_int_equal (zmq_poll (&item, 1, WAIT_MS), 1);
-    zmq_socket_monitor (fb->router, NULL, 0);
+    zmq_socket_monitor (sock, NULL, 0);
     int zero = 0;
     zmq_setsockopt (mon, ZMQ_LINGER, &zero, sizeof zero);
     zmq_close (mon);
-    zmq_close (fb->router);
+    zmq_close (sock);
+}
+
+static void
+fb_unbind (fb_t *fb)
+{
+    s_unbind_close (fb->ctx, fb->router, fb->endpoint);
     fb->router = NULL;
 }
 
@@ -1706,8 +1712,7 @@ test_protocol_failure_retried (void **state)
         assert_true (dipx_mono_ms () < deadline);
         assert_int_equal (dipx__client_pump (c, 50), 0);
     }
-    zmq_unbind (plain, fb.endpoint);
-    zmq_close (plain);
+    s_unbind_close (fb.ctx, plain, fb.endpoint);
     fb_bind (&fb);
     dipx_frame_t f;
     fb_expect (&fb, c, DIPX_CMD_HELLO, &f); /* within WAIT_MS: the retry is after 1 s */
