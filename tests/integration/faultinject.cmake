@@ -36,7 +36,7 @@ function(dipx_fi_tests prog)
 endfunction()
 
 dipx_fi_tests(test_fi_alloc CASES test_startup test_paths test_bursts test_resend_out_of_memory
-  test_resend_failed_turn DEPENDS dipxd_fi)
+  test_resend_failed_turn test_shutdown_writes_pending DEPENDS dipxd_fi)
 dipx_fi_tests(test_fi_io CASES test_eio_data_transient test_eio_data_persistent
   test_eio_sync_transient test_eio_sync_persistent test_enospc_data_transient
   test_enospc_data_persistent test_eio_meta_transient test_hello_retried

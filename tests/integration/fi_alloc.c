@@ -26,6 +26,9 @@
         nth=N             fail the N-th call (1-based) ...
         burst=B           ... and the B-1 calls after it (default 1) ...
         every=K           ... and again every K calls after the N-th
+        until=PATH        ... but none once the file PATH exists (the last
+                          word: PATH runs to the end of the spec), so a
+                          test ends the failures at a moment it chooses
         paths             fail the first call made on each distinct call path
                           (the allocation site and every caller above it, up
                           to 16 frames), once; one run sweeps every site the
@@ -81,6 +84,7 @@ static struct {
     uint64_t burst; /* consecutive failures */
     uint64_t every; /* period, 0 = once */
     uint64_t max;   /* paths: most failures */
+    char until[512]; /* stop failing once this file exists; "" = never */
 } s_cfg;
 
 static atomic_bool s_armed;            /* counting has started */
@@ -130,6 +134,9 @@ s_init (void)
     s_cfg.burst = s_word (spec, "burst=");
     s_cfg.every = s_word (spec, "every=");
     s_cfg.max = s_word (spec, "max=");
+    const char *until = strstr (spec, "until=");
+    if (until)
+        snprintf (s_cfg.until, sizeof s_cfg.until, "%s", until + strlen ("until="));
     if (s_cfg.burst == 0)
         s_cfg.burst = 1;
     if (s_cfg.max == 0)
@@ -217,7 +224,7 @@ s_fail (const char *what, size_t size)
     else if (s_cfg.nth && c >= s_cfg.nth)
         fail = s_cfg.every ? (c - s_cfg.nth) % s_cfg.every < s_cfg.burst
                            : c - s_cfg.nth < s_cfg.burst;
-    if (!fail)
+    if (!fail || (s_cfg.until[0] && access (s_cfg.until, F_OK) == 0))
         return false;
     atomic_fetch_add (&s_failed, 1);
     s_say ("fi-alloc: fail %s(%zu), call %llu", what, size, (unsigned long long) c);
