@@ -18,6 +18,7 @@
     on dipx_client_fd together (zmq_poll with a deadline), and runs the
     client's loop when that descriptor fires. Nothing sleeps.
 */
+#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -1753,6 +1754,57 @@ test_auth_recovers (void **state)
     fb_destroy (&fb);
 }
 
+/*  zmq_connect is wrapped (-Wl,--wrap=zmq_connect, client.cmake) so that a
+    test can make libdipx's next connects to a tcp:// endpoint fail.  */
+int __real_zmq_connect (void *sock, const char *endpoint);
+int __wrap_zmq_connect (void *sock, const char *endpoint);
+static atomic_int s_connect_fail; /* tcp:// connects still to fail */
+
+int
+__wrap_zmq_connect (void *sock, const char *endpoint)
+{
+    if (strncmp (endpoint, "tcp://", 6) == 0 && atomic_load (&s_connect_fail) > 0) {
+        atomic_fetch_sub (&s_connect_fail, 1);
+        errno = EMFILE;
+        return -1;
+    }
+    return __real_zmq_connect (sock, endpoint);
+}
+
+/*  After a refused key libdipx connects again by itself; if that connect
+    fails (out of descriptors, say), it tries again later rather than give
+    up for good: one failed connect 1 s after the refusal, then the key is
+    admitted and the connect 2 s later reaches the broker.  */
+static void
+test_failed_connect_retried (void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    fb_t fb;
+    fb_new (&fb, fx, 500);
+    dipx_options_t o = s_options (fx, fb.endpoint, 0);
+    dipx_client_t *c = NULL;
+    assert_int_equal (dipx_client_new (&o, &c), 0);
+    uint64_t deadline = dipx_mono_ms () + WAIT_MS;
+    int rc;
+    while ((rc = dipx_client_wait_ready (c, 0)) == DIPX_E_TIMEOUT) {
+        assert_true (dipx_mono_ms () < deadline);
+        fb_serve (&fb, 20);
+    }
+    assert_int_equal (rc, DIPX_E_AUTH_TEMP);
+    atomic_store (&s_connect_fail, 1);
+    fb.zap_status = 200;
+    deadline = dipx_mono_ms () + 2 * WAIT_MS; /* the two retries take 3 s */
+    while ((rc = dipx_client_wait_ready (c, 20)) != 0) {
+        assert_true (rc == DIPX_E_AUTH_TEMP || rc == DIPX_E_TIMEOUT);
+        assert_true (dipx_mono_ms () < deadline);
+        fb_serve (&fb, 20);
+    }
+    assert_int_equal (atomic_load (&s_connect_fail), 0);
+    assert_non_null (strstr (fx->log, "cannot connect to"));
+    dipx_client_destroy (&c);
+    fb_destroy (&fb);
+}
+
 /*  A broker that admits a suspended agency's key and refuses its HELLO.  */
 static void
 test_hello_refused (void **state)
@@ -1825,6 +1877,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_auth_recovers, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_stray_hello_error, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_protocol_failure_retried, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_failed_connect_retried, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_control_queue_full_recovers, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_fd_timers, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_hello_refused, s_setup, s_teardown),
