@@ -1805,6 +1805,64 @@ test_failed_connect_retried (void **state)
     fb_destroy (&fb);
 }
 
+/*  zmq_msg_recv is wrapped too: armed, the read after an ACCEPTED on the
+    same socket fails, as a broken connection's would.  */
+int __real_zmq_msg_recv (zmq_msg_t *msg, void *sock, int flags);
+int __wrap_zmq_msg_recv (zmq_msg_t *msg, void *sock, int flags);
+static atomic_bool s_recv_fail_armed;
+static void *s_recv_fail_sock; /* the socket whose next read fails */
+
+int
+__wrap_zmq_msg_recv (zmq_msg_t *msg, void *sock, int flags)
+{
+    if (s_recv_fail_sock && sock == s_recv_fail_sock) {
+        s_recv_fail_sock = NULL;
+        errno = ENOTSOCK;
+        return -1;
+    }
+    int rc = __real_zmq_msg_recv (msg, sock, flags);
+    dipx_frame_t f;
+    if (rc > 0 && atomic_load (&s_recv_fail_armed)
+        && dipx_frame_decode ((const uint8_t *) zmq_msg_data (msg), zmq_msg_size (msg), &f) == 0
+        && f.cmd == DIPX_CMD_ACCEPTED) {
+        atomic_store (&s_recv_fail_armed, false);
+        s_recv_fail_sock = sock;
+    }
+    return rc;
+}
+
+/*  dipx_client_send returns its answer when the wait fails after the
+    answer came: the wait reads the ACCEPTED and then fails on the next
+    read. Before, it returned the wait's error and the answer was lost:
+    kept for this call, it never reached dipx_client_result either.  */
+static void
+test_send_answered_then_wait_failed (void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    fb_t fb;
+    fb_new (&fb, fx, 0);
+    dipx_client_t *c = s_ready_client (fx, &fb, 0);
+    uint8_t id[16];
+    randombytes_buf (id, sizeof id);
+    dipx_frame_t a = {.cmd = DIPX_CMD_ACCEPTED};
+    memcpy (a.u.accepted.id, id, sizeof id);
+    a.u.accepted.seq = 7;
+    fb_send (&fb, &a); /* written first: the id is the caller's */
+    dipx_send_t m = s_message (PEER);
+    m.id = id;
+    dipx_result_t r;
+    atomic_store (&s_recv_fail_armed, true);
+    assert_int_equal (dipx_client_send (c, &m, "answered", 8, WAIT_MS, &r), 0);
+    assert_null (s_recv_fail_sock); /* the read did fail */
+    assert_non_null (strstr (fx->log, "cannot read the broker connection"));
+    assert_memory_equal (r.id, id, sizeof id);
+    assert_int_equal (r.seq, 7);
+    /* Returned once: not again through dipx_client_result.  */
+    assert_int_equal (dipx_client_result (c, 100, &r), DIPX_E_TIMEOUT);
+    dipx_client_destroy (&c);
+    fb_destroy (&fb);
+}
+
 /*  A broker that admits a suspended agency's key and refuses its HELLO.  */
 static void
 test_hello_refused (void **state)
@@ -1878,6 +1936,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_stray_hello_error, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_protocol_failure_retried, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_failed_connect_retried, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_send_answered_then_wait_failed, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_control_queue_full_recovers, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_fd_timers, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_hello_refused, s_setup, s_teardown),
