@@ -97,11 +97,20 @@
 #define S_SNDHWM 10000
 /* Frames received on one connection and not yet read by the loop, at most:
    past that libzmq stops reading the connection (the agency's frames wait
-   in TCP, nothing is lost). Four batches of the default size keep the loop
-   fed; more would only let an agency that writes faster than the broker
-   works park its frames in the broker's memory (64-byte frames: 200 bytes
-   each; large ones up to max_frame).  */
+   in TCP, nothing is lost). libzmq counts frames, not bytes, so the count
+   comes from max_frame: S_INBOUND_BYTES of frames of that size, between
+   S_RCVHWM_MIN and S_RCVHWM. An agency that writes faster than the broker
+   works (or while a commit waits for the disk) parks at most that much in
+   the broker's memory per connection: with the default max_frame (1 MiB),
+   16 frames; with 1,024 it was over a GiB. Four batches of the default
+   size keep the loop fed from one connection; 16 frames do too, as libzmq
+   refills the queue from TCP as soon as the loop has read half of it.  */
+#define S_INBOUND_BYTES (16u << 20)
+#define S_RCVHWM_MIN 16
 #define S_RCVHWM 1024
+/* A batch stops growing at this many bytes of frames (or cfg.batch frames):
+   two batches are held at once, the one committing and the next.  */
+#define S_BATCH_BYTES (16u << 20)
 #define S_PAUSE_MS 1000        /* a session whose send queue was full rests this long,
                                   doubling while it stays full, up to ack_timeout_ms */
 #define S_OUT_SMALL 400        /* frames up to this size are kept inline (every
@@ -243,6 +252,7 @@ struct dipx_server_t {
     size_t nitems;
     s_item_t *ready;                   /* the next batch, read and verified */
     size_t nready;
+    size_t ready_bytes;                /* its frames' bytes (S_BATCH_BYTES) */
     dipx_worker_t *worker;             /* runs each turn's transaction */
     bool job_housekeep;                /* the job's parameters */
     uint64_t job_now, job_mono;
@@ -1630,12 +1640,14 @@ s_prepare (dipx_server_t *self, s_item_t *it, uint64_t now)
     }
 }
 
-/*  Reads up to max frames without blocking. Returns how many.  */
+/*  Reads up to max frames into the next batch (items: its free end)
+    without blocking, and while the batch holds under S_BATCH_BYTES.
+    Returns how many.  */
 static size_t
 s_read_batch (dipx_server_t *self, s_item_t *items, size_t max)
 {
     size_t n = 0;
-    while (n < max) {
+    while (n < max && self->ready_bytes < S_BATCH_BYTES) {
         s_item_t *it = &items[n];
         zmq_msg_init (&it->rid);
         zmq_msg_init (&it->body);
@@ -1667,6 +1679,7 @@ s_read_batch (dipx_server_t *self, s_item_t *items, size_t max)
             it->rc = DIPX_E_FRAME_SIZE;
             snprintf (it->why, sizeof it->why, "a frame is exactly one message part");
         }
+        self->ready_bytes += zmq_msg_size (&it->body);
         n++;
     }
     return n;
@@ -2178,6 +2191,7 @@ s_turn (dipx_server_t *self, long timeout_ms)
     self->items = batch;
     self->nitems = self->nready;
     self->nready = 0;
+    self->ready_bytes = 0;
     self->job_housekeep = housekeep;
     self->job_now = now;
     self->job_mono = mono;
@@ -2505,8 +2519,9 @@ dipx_server_new (const dipx_config_t *cfg, dipx_server_t **out)
     /* Heartbeats every 30 s: see the client's note on libzmq's timer cost,
        which grows with the square of the connections. The queues of one
        connection: see S_SNDHWM and S_RCVHWM.  */
-    int one = 1, zero = 0, sndhwm = S_SNDHWM, rcvhwm = S_RCVHWM, hs = 5000, hb = 30000,
-        hbt = 90000, backlog = 1024;
+    uint64_t frames = S_INBOUND_BYTES / cfg->max_frame;
+    int one = 1, zero = 0, sndhwm = S_SNDHWM, hs = 5000, hb = 30000, hbt = 90000, backlog = 1024;
+    int rcvhwm = frames < S_RCVHWM_MIN ? S_RCVHWM_MIN : frames > S_RCVHWM ? S_RCVHWM : (int) frames;
     int64_t maxmsg = (int64_t) cfg->max_frame;
     if (!self->router || zmq_setsockopt (self->router, ZMQ_CURVE_SERVER, &one, sizeof one)
         || zmq_setsockopt (self->router, ZMQ_CURVE_SECRETKEY,

@@ -38,7 +38,9 @@
     "fi-io: holding open of PATH" and then "fi-io: released PATH". A test
     holds a reload part-way (at the policy file, which is read after the
     registry) for as long as it needs, instead of counting on the reload
-    taking longer than what it does meanwhile.
+    taking longer than what it does meanwhile. DIPX_FI_HOLD=sync holds
+    every fsync and fdatasync of data.mdb instead ("fi-io: holding a sync of
+    data.mdb"), as a stalled disk would: the commit in progress waits.
 
     Each failure is logged to stderr ("fi-io: fail ..."): a test checks that
     its fault really fired. Built without sanitizers in every build: it sits
@@ -192,6 +194,18 @@ s_opened (int fd, const char *path)
         atomic_store (&s_is_data[fd], true);
 }
 
+/*  Waits while the hold gate exists (the broker is held; the test is not
+    polling).  */
+static void
+s_hold_wait (const char *what)
+{
+    s_say ("fi-io: holding %s", what);
+    const struct timespec tick = {0, 2 * 1000 * 1000};
+    while (access (s_hold_gate, F_OK) == 0)
+        nanosleep (&tick, NULL);
+    s_say ("fi-io: released %s", what);
+}
+
 /*  DIPX_FI_HOLD: waits before an open of a held path while the gate exists.  */
 static void
 s_hold_open (const char *path)
@@ -199,11 +213,19 @@ s_hold_open (const char *path)
     size_t n = path ? strlen (path) : 0, sn = strlen (s_hold);
     if (!sn || n < sn || strcmp (path + n - sn, s_hold) != 0 || access (s_hold_gate, F_OK) != 0)
         return;
-    s_say ("fi-io: holding open of %s", path);
-    const struct timespec tick = {0, 2 * 1000 * 1000};
-    while (access (s_hold_gate, F_OK) == 0)
-        nanosleep (&tick, NULL);
-    s_say ("fi-io: released %s", path);
+    char what[600];
+    snprintf (what, sizeof what, "open of %s", path);
+    s_hold_wait (what);
+}
+
+/*  DIPX_FI_HOLD=sync: waits before a sync of data.mdb while the gate exists.  */
+static void
+s_hold_sync (int fd)
+{
+    if (strcmp (s_hold, "sync") != 0 || fd < 0 || fd >= S_MAXFD || !atomic_load (&s_is_data[fd])
+        || access (s_hold_gate, F_OK) != 0)
+        return;
+    s_hold_wait ("a sync of data.mdb");
 }
 
 static mode_t
@@ -330,6 +352,7 @@ int
 fsync (int fd)
 {
     REAL ("fsync", int, int);
+    s_hold_sync (fd);
     return s_fail (fd, OP_SYNC, "fsync") ? -1 : real (fd);
 }
 
@@ -337,6 +360,7 @@ int
 fdatasync (int fd)
 {
     REAL ("fdatasync", int, int);
+    s_hold_sync (fd);
     return s_fail (fd, OP_SYNC, "fdatasync") ? -1 : real (fd);
 }
 

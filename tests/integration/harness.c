@@ -416,8 +416,8 @@ harness_raw (harness_t *h, void *ctx, const char *id)
     return harness_raw_buffered (h, ctx, id, 0, 0);
 }
 
-void *
-harness_raw_buffered (harness_t *h, void *ctx, const char *id, int rcvhwm, int rcvbuf)
+static void *
+s_raw (harness_t *h, void *ctx, const char *id, int rcvhwm, int rcvbuf, int sndhwm)
 {
     h_agency_t *a = harness_agency (h, id);
     void *s = zmq_socket (ctx, ZMQ_DEALER);
@@ -429,6 +429,8 @@ harness_raw_buffered (harness_t *h, void *ctx, const char *id, int rcvhwm, int r
         zmq_setsockopt (s, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
     if (rcvbuf)
         zmq_setsockopt (s, ZMQ_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    if (sndhwm)
+        zmq_setsockopt (s, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm);
     zmq_setsockopt (s, ZMQ_CURVE_SERVERKEY, h->broker_key, 40);
     zmq_setsockopt (s, ZMQ_CURVE_PUBLICKEY, dipx_identity_enc_pk (a->identity), 32);
     zmq_setsockopt (s, ZMQ_CURVE_SECRETKEY, dipx_identity_enc_sk (a->identity), 32);
@@ -437,6 +439,18 @@ harness_raw_buffered (harness_t *h, void *ctx, const char *id, int rcvhwm, int r
         return NULL;
     }
     return s;
+}
+
+void *
+harness_raw_buffered (harness_t *h, void *ctx, const char *id, int rcvhwm, int rcvbuf)
+{
+    return s_raw (h, ctx, id, rcvhwm, rcvbuf, 0);
+}
+
+void *
+harness_raw_sender (harness_t *h, void *ctx, const char *id, int sndhwm)
+{
+    return s_raw (h, ctx, id, 0, 0, sndhwm);
 }
 
 void

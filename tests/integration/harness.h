@@ -119,6 +119,10 @@ void *harness_raw (harness_t *h, void *ctx, const char *id);
     slowly, or not at all.  */
 void *harness_raw_buffered (harness_t *h, void *ctx, const char *id, int rcvhwm, int rcvbuf);
 
+/*  harness_raw with its send queue bounded at sndhwm frames, for a test that
+    writes faster than the broker reads and must not queue it all itself.  */
+void *harness_raw_sender (harness_t *h, void *ctx, const char *id, int sndhwm);
+
 /*  Says HELLO with window on a raw socket and decodes the broker's answer
     into answer (a WELCOME or an ERROR). 0, or -1 if nothing decodable came
     within timeout_ms.  */

@@ -552,6 +552,99 @@ test_full_send_queue_ack_during_pause (void **state)
     harness_fini (h);
 }
 
+#define S_LOUD_FRAME (1 << 20) /* just under the default max_frame */
+#define S_LOUD_MAX 1600         /* frames written at most */
+#define S_LOUD_GROWTH_MB 128    /* the broker's RSS may grow by this much */
+
+/*  An agency's connection that writes large frames faster than the broker
+    reads them costs the broker a bounded amount of memory. The disk stalls
+    (the shim holds every sync of data.mdb, so the commit in progress
+    waits); the loop thread reads one more batch and then nothing, so what
+    the connection writes waits in the broker's queue for it (libzmq's, in
+    frames) and then in TCP. The connection writes 1 MiB frames until the
+    broker has taken none for a second. Before, the batch held up to 256 of
+    them and the queue 1,024: over a GiB from one connection. Then the disk
+    comes back: the message posted before the stall is ACCEPTED, every
+    frame is answered (ERROR: they are no frames), and a round trip works.  */
+static void
+test_loud_connection_bounded (void **state)
+{
+    (void) state;
+    harness_t *h = fi_harness (NULL);
+    static char hold_env[600], *gate;
+    harness_shim (h);
+    snprintf (hold_env, sizeof hold_env, "DIPX_FI_HOLD_GATE=%s/hold", h->dir);
+    gate = hold_env + strlen ("DIPX_FI_HOLD_GATE=");
+    h->env[2] = "DIPX_FI_HOLD=sync";
+    h->env[3] = hold_env;
+    assert_int_equal (harness_start (h), 0);
+    dipx_client_t *police, *cjit;
+    assert_int_equal (harness_client (h, "police.test", 0, &police), 0);
+    assert_int_equal (harness_client (h, "cjit.test", 8, &cjit), 0);
+    assert_int_equal (dipx_client_wait_ready (police, 20000), 0);
+    assert_int_equal (dipx_client_wait_ready (cjit, 20000), 0);
+    void *ctx = zmq_ctx_new ();
+    void *loud = harness_raw_sender (h, ctx, "police.test", 2);
+    assert_non_null (loud);
+    /* Connected before the stall: the broker answers ZAP between commits.  */
+    static uint8_t frame[S_LOUD_FRAME];
+    memset (frame, 0xc1, sizeof frame); /* msgpack's never-used byte */
+    uint8_t buf[512];
+    assert_int_equal (zmq_send (loud, frame, 1, 0), 1);
+    assert_true (harness_raw_recv (loud, buf, sizeof buf, 20000) > 0);
+    long rss0 = harness_broker_kb (h, "VmRSS");
+
+    /* The disk stalls under a commit.  */
+    s_arm (gate);
+    uint8_t subject[DIPX_SUBJECT_BYTES] = {1}, id[DIPX_MESSAGE_ID_BYTES];
+    dipx_send_t m = harness_dt1 ("cjit.test", subject);
+    assert_int_equal (dipx_client_post (police, &m, "before the stall", 16, id), 0);
+    assert_int_equal (harness_log_wait (h, 0, "fi-io: holding a sync of data.mdb", 20000), 0);
+
+    int sent = 0;
+    while (sent < S_LOUD_MAX) {
+        zmq_pollitem_t it = {loud, 0, ZMQ_POLLOUT, 0};
+        if (zmq_poll (&it, 1, 1000) <= 0)
+            break; /* taken no more for a second */
+        assert_int_equal (zmq_send (loud, frame, sizeof frame, ZMQ_DONTWAIT), (int) sizeof frame);
+        sent++;
+    }
+    long rss1 = harness_broker_kb (h, "VmRSS");
+    print_message ("loud connection: %d frames of 1 MiB written while the disk stalled; "
+                   "broker RSS %ld -> %ld MiB\n",
+                   sent, rss0 / 1024, rss1 / 1024);
+    assert_true (sent < S_LOUD_MAX);
+    assert_true (rss1 - rss0 < S_LOUD_GROWTH_MB * 1024);
+
+    /* The disk comes back.  */
+    assert_int_equal (unlink (gate), 0);
+    dipx_result_t r;
+    assert_int_equal (dipx_client_result (police, 60000, &r), 0);
+    assert_memory_equal (r.id, id, sizeof id);
+    int answered = 0;
+    while (answered < sent) {
+        int n = harness_raw_recv (loud, buf, sizeof buf, 20000);
+        assert_true (n > 0);
+        dipx_frame_t f;
+        assert_int_equal (dipx_frame_decode (buf, (size_t) n, &f), 0);
+        assert_int_equal (f.cmd, DIPX_CMD_ERROR);
+        answered++;
+    }
+    zmq_close (loud);
+    zmq_ctx_term (ctx);
+    dipx_message_t *msg = NULL;
+    assert_int_equal (dipx_client_recv (cjit, 20000, &msg), 0);
+    assert_memory_equal (dipx_message_id (msg), id, sizeof id);
+    assert_int_equal (dipx_client_ack (cjit, msg), 0);
+    dipx_message_destroy (&msg);
+    assert_int_equal (harness_round_trip (police, cjit, "cjit.test", 20000), 0);
+    dipx_client_destroy (&police);
+    dipx_client_destroy (&cjit);
+    s_stop_clean (h);
+    fi_assert_log_clean (h);
+    harness_fini (h);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -573,6 +666,7 @@ main (int argc, char **argv)
         cmocka_unit_test (test_full_send_queue_resumes),
         cmocka_unit_test (test_gone_connection_deliver_taken_back),
         cmocka_unit_test (test_full_send_queue_ack_during_pause),
+        cmocka_unit_test (test_loud_connection_bounded),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
