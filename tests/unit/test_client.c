@@ -69,7 +69,8 @@ typedef struct {
     uint8_t broker_pk[32];        /* fake broker's CURVE keys */
     uint8_t broker_sk[32];
     char broker_z85[41];          /* broker_pk in Z85 */
-    char log[1024];               /* last warning or error logged */
+    char log[16384];              /* the warnings and errors logged, one per line
+                                     (the most recent, when they do not fit) */
     int nlog;                     /* warnings and errors logged */
 } fx_t;
 
@@ -80,7 +81,15 @@ s_log (int level, const char *line, void *arg)
     if (getenv ("DIPX_TEST_VERBOSE"))
         fprintf (stderr, "  [client %d] %s\n", level, line);
     if (level <= DIPX_LOG_WARN) {
-        snprintf (fx->log, sizeof fx->log, "%s", line);
+        /* All of them, not only the last: a test looks for its line even
+           when another warning came after it.  */
+        size_t len = strlen (fx->log), add = strnlen (line, sizeof fx->log / 4) + 1;
+        if (len + add >= sizeof fx->log) {
+            size_t keep = len / 2;
+            memmove (fx->log, fx->log + len - keep, keep + 1);
+            len = keep;
+        }
+        snprintf (fx->log + len, sizeof fx->log - len, "%.*s\n", (int) (add - 1), line);
         fx->nlog++;
     }
 }
@@ -210,10 +219,12 @@ fb_bind (fb_t *fb)
     assert_int_equal (zmq_setsockopt (fb->router, ZMQ_LINGER, &zero, sizeof zero), 0);
     assert_int_equal (zmq_setsockopt (fb->router, ZMQ_CURVE_SERVER, &one, sizeof one), 0);
     /* After a ZAP 300 the server only stalls the handshake until this timer
-       (libzmq's default is 30 s); keep test_auth_silent short.  */
+       (libzmq's default is 30 s); keep test_auth_silent short. Only there:
+       elsewhere a machine stalled that long would fail a handshake.  */
     int handshake_ms = 300;
-    assert_int_equal (
-        zmq_setsockopt (fb->router, ZMQ_HANDSHAKE_IVL, &handshake_ms, sizeof handshake_ms), 0);
+    if (fb->zap_status == 300)
+        assert_int_equal (
+            zmq_setsockopt (fb->router, ZMQ_HANDSHAKE_IVL, &handshake_ms, sizeof handshake_ms), 0);
     assert_int_equal (zmq_setsockopt (fb->router, ZMQ_CURVE_SECRETKEY, fb->fx->broker_sk, 32), 0);
     if (fb->mon) {
         /* Before the bind: no handshake can be missed.  */
@@ -863,8 +874,12 @@ test_session_and_send (void **state)
     fb_send_raw (&fb, (const uint8_t *) "\xc1", 1);
     dipx_frame_t hello = {.cmd = DIPX_CMD_HELLO};
     fb_send (&fb, &hello);
-    assert_int_equal (dipx_client_receipt (c, 200, &rcpt), DIPX_E_TIMEOUT);
-    dipx__client_stats (c, &st);
+    uint64_t deadline = dipx_mono_ms () + WAIT_MS;
+    do {
+        assert_true (dipx_mono_ms () < deadline);
+        assert_int_equal (dipx_client_receipt (c, 50, &rcpt), DIPX_E_TIMEOUT);
+        dipx__client_stats (c, &st);
+    } while (st.bad_frames < 3);
     assert_int_equal (st.bad_frames, 3);
 
     /* TRACK: the HISTORY frames, in any order, make the answer.  */
@@ -1003,7 +1018,11 @@ test_lost_answer_resent (void **state)
     assert_int_equal (dipx_client_result (c, WAIT_MS, &r), 0);
     assert_memory_equal (r.id, d, 16);
     s_quiet (&fb, c, 300);
-    dipx__client_stats (c, &st);
+    uint64_t deadline = dipx_mono_ms () + WAIT_MS;
+    for (dipx__client_stats (c, &st); st.unmatched < 1; dipx__client_stats (c, &st)) {
+        assert_true (dipx_mono_ms () < deadline);
+        assert_false (fb_turn (&fb, c, 50));
+    }
     assert_int_equal (st.resent, 2);
     assert_int_equal (st.unmatched, 1);
     dipx_client_destroy (&c);
@@ -1548,8 +1567,9 @@ fb_serve (fb_t *fb, int timeout_ms)
 
 typedef struct {
     fb_t *fb;
-    int acks, outcomes; /* frames the broker got */
+    atomic_int acks, outcomes; /* frames the broker got */
     atomic_bool stop;
+    atomic_int want;           /* if > 0: stop once an ACK and this many OUTCOMEs came */
 } s_served_t;
 
 /*  Serves fb (fb_serve) until stopped, counting ACKs and OUTCOMEs.  */
@@ -1557,7 +1577,9 @@ static void *
 s_serve_thread (void *arg)
 {
     s_served_t *sv = (s_served_t *) arg;
-    while (!atomic_load (&sv->stop)) {
+    while (!atomic_load (&sv->stop)
+           && !(atomic_load (&sv->want) > 0 && atomic_load (&sv->acks) > 0
+                && atomic_load (&sv->outcomes) >= atomic_load (&sv->want))) {
         int cmd = fb_serve (sv->fb, 10);
         sv->acks += cmd == DIPX_CMD_ACK;
         sv->outcomes += cmd == DIPX_CMD_OUTCOME;
@@ -1591,12 +1613,22 @@ test_control_queue_full_recovers (void **state)
     /* One waiting call, the broker served meanwhile by another thread: the
        call starts the session, writes the queue out, and then the
        acknowledgement.  */
-    s_served_t sv = {&fb, 0, 0, false};
+    s_served_t sv = {&fb, 0, 0, false, 0};
     pthread_t t;
     assert_int_equal (pthread_create (&t, NULL, s_serve_thread, &sv), 0);
-    assert_int_equal (dipx_client_recv (c, 1000, &none), DIPX_E_TIMEOUT);
-    atomic_store (&sv.stop, true);
-    assert_int_equal (pthread_join (t, NULL), 0);
+    /* libzmq connects again on its own schedule (100 ms doubling to 2 s
+       after the loss, and a little more at random): the call lasts longer
+       than its longest interval.  */
+    assert_int_equal (dipx_client_recv (c, 3000, &none), DIPX_E_TIMEOUT);
+    /* The server stops once it has read them all, or is stopped.  */
+    sv.want = DIPX_MAX_CONTROL;
+    struct timespec until;
+    clock_gettime (CLOCK_REALTIME, &until);
+    until.tv_sec += WAIT_MS / 1000;
+    if (pthread_timedjoin_np (t, NULL, &until) != 0) {
+        atomic_store (&sv.stop, true);
+        assert_int_equal (pthread_join (t, NULL), 0);
+    }
     int acks = sv.acks, outcomes = sv.outcomes;
     assert_int_equal (acks, 1);
     /* Those that filled the queue; a few went first to the connection that
