@@ -2,8 +2,10 @@
 #include "testutil.h"
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sodium.h>
@@ -14,6 +16,7 @@
 #include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -120,6 +123,7 @@ int
 harness_init (harness_t *h, const char *extra)
 {
     memset (h, 0, sizeof *h);
+    h->port_hold = -1;
     s_watch_start ();
     if (dipx_test_mkdtemp (h->dir, sizeof h->dir, "dipx-test") != 0)
         return -1;
@@ -229,6 +233,37 @@ s_write_config (harness_t *h, const char *endpoint)
              "log_level = debug\n%s\n",
              endpoint, h->data, h->dir, h->registry, s_env ("DIPX_SOURCE_DIR"), h->extra);
     return fclose (f) == 0 ? 0 : -1;
+}
+
+/*  While its broker is down, the harness keeps the broker's TCP port bound,
+    so that the restart can have it back: otherwise another test running
+    meanwhile could take it with a bind to port 0 or as a connection's local
+    port. The socket has SO_REUSEADDR and never listens. Linux never picks a
+    port that any socket is bound to for either of those, and lets an
+    explicit bind with SO_REUSEADDR (as libzmq's listener makes) share the
+    port with it, so the broker binds and listens with it still held. Best
+    effort: if the bind fails, the port is merely not held.  */
+static void
+s_port_hold (harness_t *h)
+{
+    int port;
+    if (sscanf (h->endpoint, "tcp://127.0.0.1:%d", &port) != 1 || port <= 0 || port > 65535)
+        return;
+    if (h->port_hold >= 0 && h->port_held == port)
+        return;
+    if (h->port_hold >= 0)
+        close (h->port_hold);
+    h->port_hold = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) port)};
+    a.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    if (h->port_hold >= 0
+        && (setsockopt (h->port_hold, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0
+            || bind (h->port_hold, (struct sockaddr *) &a, sizeof a) != 0)) {
+        close (h->port_hold);
+        h->port_hold = -1;
+    }
+    h->port_held = port;
 }
 
 int
@@ -377,6 +412,7 @@ harness_wait_exit (harness_t *h, int timeout_ms)
     h->pid = 0;
     h->last_status = status;
     s_watch_set (0); /* its pid may be another process's soon */
+    s_port_hold (h);
     return 1;
 }
 
@@ -391,6 +427,9 @@ harness_fini (harness_t *h)
     for (int i = 0; i < h->nagencies; i++)
         dipx_identity_destroy (&h->agencies[i].identity);
     dipx_identity_destroy (&h->broker);
+    if (h->port_hold >= 0)
+        close (h->port_hold);
+    h->port_hold = -1;
     alarm (0);
 }
 

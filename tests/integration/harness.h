@@ -52,6 +52,8 @@ typedef struct {
     h_agency_t agencies[H_MAX_AGENCIES];
     int nagencies;
     pid_t pid;                       /* running dipxd, or 0 */
+    int port_hold;                   /* socket keeping the broker's port, or -1 */
+    int port_held;                   /* that port */
     int last_status;                 /* wait status of the last dipxd reaped */
     long fsize_limit;                /* if > 0: RLIMIT_FSIZE soft limit for dipxd */
     char log[512];                   /* broker's stderr */
