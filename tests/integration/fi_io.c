@@ -32,6 +32,8 @@
     refusal would. With DIPX_FI_FULL_ERRNO=EHOSTUNREACH the DELIVER fails
     as if its connection had gone ("fi-io: connection gone for a DELIVER");
     the connection itself stays, so the test replaces its client.
+    DIPX_FI_FULL_COUNT=N: only the first N DELIVERs are refused, gate or
+    not, so a test need not remove the gate at a given moment.
 
     DIPX_FI_HOLD=SUFFIX with DIPX_FI_HOLD_GATE=FILE (independent too): an
     open of a path ending in SUFFIX waits while FILE exists, logging
@@ -102,6 +104,8 @@ static bool s_no_srcfd; /* DIPX_FI_NO_SRCFD set */
 static char s_full_gate[512]; /* DIPX_FI_FULL_GATE */
 static char s_hold[256];      /* DIPX_FI_HOLD: suffix of the paths held */
 static int s_full_errno = EAGAIN; /* DIPX_FI_FULL_ERRNO */
+static long s_full_count;         /* DIPX_FI_FULL_COUNT; 0 = no limit */
+static long s_full_done;          /* DELIVERs refused so far */
 static char s_hold_gate[512]; /* DIPX_FI_HOLD_GATE: held while this exists */
 
 __attribute__ ((constructor)) static void
@@ -116,6 +120,8 @@ s_init (void)
     const char *full_errno = getenv ("DIPX_FI_FULL_ERRNO");
     if (full_errno && strcmp (full_errno, "EHOSTUNREACH") == 0)
         s_full_errno = EHOSTUNREACH;
+    const char *full_count = getenv ("DIPX_FI_FULL_COUNT");
+    s_full_count = full_count ? atol (full_count) : 0;
     if (full && *full) {
         snprintf (s_full_gate, sizeof s_full_gate, "%s", full);
         s_say ("fi-io: DELIVERs refused (%s) while %s exists",
@@ -399,7 +405,8 @@ zmq_send (void *sock, const void *buf, size_t len, int flags)
     size_t tl = sizeof type;
     if (!s_full_gate[0] || zmq_getsockopt (sock, ZMQ_TYPE, &type, &tl) != 0 || type != ZMQ_ROUTER)
         return real (sock, buf, len, flags); /* the ZAP handler mixes zmq_msg_send in */
-    if ((flags & ZMQ_SNDMORE) && !held && len <= sizeof rid && access (s_full_gate, F_OK) == 0) {
+    bool refusing = (!s_full_count || s_full_done < s_full_count) && access (s_full_gate, F_OK) == 0;
+    if ((flags & ZMQ_SNDMORE) && !held && len <= sizeof rid && refusing) {
         memcpy (rid, buf, len);
         rid_len = len;
         held = true;
@@ -408,7 +415,8 @@ zmq_send (void *sock, const void *buf, size_t len, int flags)
     if (!held)
         return real (sock, buf, len, flags);
     held = false;
-    if (len > 400 && access (s_full_gate, F_OK) == 0) {
+    if (len > 400 && refusing) {
+        s_full_done++;
         s_say (s_full_errno == EAGAIN ? "fi-io: send queue full for a DELIVER"
                                       : "fi-io: connection gone for a DELIVER");
         errno = s_full_errno;

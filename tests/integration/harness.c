@@ -531,8 +531,10 @@ harness_raw_recv (void *sock, uint8_t *buf, size_t cap, int timeout_ms)
     return n < 0 || (size_t) n > cap ? -1 : n;
 }
 
-int
-harness_audit_count (harness_t *h, ...)
+/*  Runs the broker's audit dump and counts the lines that contain every
+    needle of ap; the first max of their "at" values go to at (may be NULL).  */
+static int
+s_audit_scan (harness_t *h, uint64_t *at, int max, va_list ap)
 {
     char cmd[1400];
     snprintf (cmd, sizeof cmd, "%s/broker/dipxd audit --data %s", s_env ("DIPX_BUILD_DIR"),
@@ -543,19 +545,43 @@ harness_audit_count (harness_t *h, ...)
     char line[8192];
     int count = 0;
     while (fgets (line, sizeof line, p)) {
-        va_list ap;
-        va_start (ap, h);
+        va_list aq;
+        va_copy (aq, ap);
         bool all = true;
         const char *needle;
-        while ((needle = va_arg (ap, const char *)) != NULL)
+        while ((needle = va_arg (aq, const char *)) != NULL)
             if (!strstr (line, needle))
                 all = false;
-        va_end (ap);
-        if (all)
-            count++;
+        va_end (aq);
+        if (!all)
+            continue;
+        const char *a = strstr (line, "\"at\":");
+        if (at && count < max)
+            at[count] = a ? strtoull (a + 5, NULL, 10) : 0;
+        count++;
     }
     pclose (p);
     return count;
+}
+
+int
+harness_audit_count (harness_t *h, ...)
+{
+    va_list ap;
+    va_start (ap, h);
+    int n = s_audit_scan (h, NULL, 0, ap);
+    va_end (ap);
+    return n;
+}
+
+int
+harness_audit_times (harness_t *h, uint64_t *at, int max, ...)
+{
+    va_list ap;
+    va_start (ap, max);
+    int n = s_audit_scan (h, at, max, ap);
+    va_end (ap);
+    return n;
 }
 
 dipx_send_t

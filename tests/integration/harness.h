@@ -138,6 +138,10 @@ int harness_raw_recv (void *sock, uint8_t *buf, size_t cap, int timeout_ms);
     one of the NULL-terminated needles.  */
 int harness_audit_count (harness_t *h, ...);
 
+/*  The same, also giving the "at" (ms, broker's clock) of the first max of
+    those lines, in the log's order.  */
+int harness_audit_times (harness_t *h, uint64_t *at, int max, ...);
+
 h_agency_t *harness_agency (harness_t *h, const char *id);
 
 /*  The message most tests send: a drug test result on its statutory basis
