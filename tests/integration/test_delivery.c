@@ -164,7 +164,7 @@ test_expired_card_bars_session (void **state)
     assert_non_null (harness_add (h, "police.test", DIPX_AGENCY_POLICE, DIPX_STATUS_ACTIVE));
     h_agency_t *a = harness_add (h, "cjit.test", DIPX_AGENCY_CJIT, DIPX_STATUS_ACTIVE);
     assert_non_null (a);
-    a->valid_until = (int64_t) time (NULL) + 8; /* time to connect and deliver first */
+    a->valid_until = (int64_t) time (NULL) + 12; /* time to connect and deliver first */
     assert_int_equal (harness_start (h), 0);
     dipx_client_t *police = s_client (h, "police.test", 0);
     dipx_client_t *cjit = s_client (h, "cjit.test", 8);

@@ -1384,7 +1384,9 @@ test_auth_silent (void **state)
     dipx_options_t o = s_options (fx, fb.endpoint, 0);
     dipx_client_t *c = NULL;
     assert_int_equal (dipx_client_new (&o, &c), 0);
+    uint64_t deadline = dipx_mono_ms () + WAIT_MS;
     while (fx->nlog == 0) {
+        assert_true (dipx_mono_ms () < deadline);
         assert_int_equal (dipx_client_wait_ready (c, 0), DIPX_E_TIMEOUT);
         fb_turn (&fb, c, 50);
     }
@@ -1666,15 +1668,18 @@ test_fd_timers (void **state)
         fb_expect (&fb, c, DIPX_CMD_HELLO, &f);
         fb_send (&fb, &err);
     }
-    while (!fx->nlog || !strstr (fx->log, "broker refused HELLO"))
+    uint64_t deadline = dipx_mono_ms () + WAIT_MS;
+    while (!fx->nlog || !strstr (fx->log, "broker refused HELLO")) {
+        assert_true (dipx_mono_ms () < deadline);
         assert_int_equal (dipx__client_pump (c, 50), 0);
+    }
     /* The broker comes back refusing the key; then an operator fixes it.  */
     fb.zap_status = 400;
     fb_unbind (&fb);
     fb_bind (&fb);
     bool refused = false;
     int rc = DIPX_E_TIMEOUT;
-    uint64_t deadline = dipx_mono_ms () + 3 * WAIT_MS;
+    deadline = dipx_mono_ms () + 3 * WAIT_MS;
     while (rc != 0) {
         assert_true (dipx_mono_ms () < deadline);
         struct pollfd p = {fd, POLLIN, 0};
