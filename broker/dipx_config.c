@@ -67,6 +67,8 @@ static const s_key_t s_keys[] = {
         "refused connections and malformed frames audited per second (the rest are counted)"),
     KU (max_sessions, 1, DIPX_MAX_SESSIONS, "20000", false,
         "connected agencies with a session at once"),
+    KU (handshake_timeout_ms, 1000, 600000, "5000", false,
+        "a connection not authenticated (CURVE and ZAP) in this time is closed"),
     {"log_level", K_LEVEL, offsetof (dipx_config_t, log_level), 0, 0, "info", true,
      "error, warn, info or debug"},
 };

@@ -31,6 +31,7 @@ typedef struct {
     uint64_t unacked_max_mb;              /* DELIVER bytes unacknowledged per session */
     uint64_t auth_audit_per_sec;          /* auth refusals audited per second, at most */
     uint64_t max_sessions;                /* connected agencies tracked at once */
+    uint64_t handshake_timeout_ms;        /* ZMQ_HANDSHAKE_IVL */
     int log_level;                        /* DIPX_LOG_LEVEL_* */
 } dipx_config_t;
 

@@ -2520,7 +2520,8 @@ dipx_server_new (const dipx_config_t *cfg, dipx_server_t **out)
        which grows with the square of the connections. The queues of one
        connection: see S_SNDHWM and S_RCVHWM.  */
     uint64_t frames = S_INBOUND_BYTES / cfg->max_frame;
-    int one = 1, zero = 0, sndhwm = S_SNDHWM, hs = 5000, hb = 30000, hbt = 90000, backlog = 1024;
+    int one = 1, zero = 0, sndhwm = S_SNDHWM, hs = (int) cfg->handshake_timeout_ms, hb = 30000,
+        hbt = 90000, backlog = 1024;
     int rcvhwm = frames < S_RCVHWM_MIN ? S_RCVHWM_MIN : frames > S_RCVHWM ? S_RCVHWM : (int) frames;
     int64_t maxmsg = (int64_t) cfg->max_frame;
     if (!self->router || zmq_setsockopt (self->router, ZMQ_CURVE_SERVER, &one, sizeof one)

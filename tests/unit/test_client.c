@@ -51,7 +51,7 @@
 #define SUSPENDED "court.southwark" /* a suspended peer */
 #define STRANGER "treatment.unknown" /* not in the peers file */
 #define LAPSED "probation.lapsed"    /* active, its card expired an hour ago */
-#define WAIT_MS 5000                /* every wait's deadline */
+#define WAIT_MS 15000               /* every wait's deadline: liveness, not speed */
 
 /* ---------------------------------------------------------------------------
    Fixture: identities, files, a client */
