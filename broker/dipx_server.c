@@ -2141,9 +2141,13 @@ s_turn (dipx_server_t *self, long timeout_ms)
     bool busy = dipx_worker_busy (self->worker);
     zmq_pollitem_t items[4];
     int n = 0;
-    /* Frames are read while no batch is waiting. ZAP is answered between
-       jobs: its audit records go to the pending list, which a job reads.  */
-    if (self->nready == 0)
+    /* Frames are read into the next batch while it has room, also while
+       the worker commits the last one: each connection's queue in libzmq
+       is short (S_RCVHWM), so the batch is where frames gather during a
+       commit. ZAP is answered between jobs: its audit records go to the
+       pending list, which a job reads.  */
+    bool room = self->nready < self->cfg.batch && self->ready_bytes < S_BATCH_BYTES;
+    if (room)
         items[n++] = (zmq_pollitem_t) {self->router, 0, ZMQ_POLLIN, 0};
     if (busy)
         items[n++] = (zmq_pollitem_t) {NULL, dipx_worker_fd (self->worker), ZMQ_POLLIN, 0};
@@ -2159,7 +2163,7 @@ s_turn (dipx_server_t *self, long timeout_ms)
     if (zmq_poll (items, n, timeout_ms) < 0)
         return zmq_errno () == EINTR ? 0 : DIPX_E_ZMQ;
     uint64_t now = dipx_now_ms (), mono = dipx_mono_ms ();
-    if (self->nready == 0)
+    if (room)
         s_read_ready (self, now);
     if (!s_collect (self, false))
         return 0; /* still committing; the next batch waits, verified */
