@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -278,6 +279,7 @@ dipx_fixture_start (dipx_fixture_t *self, int timeout_ms, double *ready_s)
     char fdarg[16];
     snprintf (fdarg, sizeof fdarg, "%d", fds[1]);
     double t0 = s_now ();
+    pid_t parent = getpid ();
     pid_t pid = fork ();
     if (pid < 0) {
         close (fds[0]);
@@ -285,6 +287,12 @@ dipx_fixture_start (dipx_fixture_t *self, int timeout_ms, double *ready_s)
         return DIPX_E_IO;
     }
     if (pid == 0) {
+        /* The broker dies with the bench, even one that crashed (the
+           fixture is started from the bench's main thread, whose exit is
+           what the signal follows).  */
+        prctl (PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid () != parent)
+            _exit (127);
         /* The write end must survive exec: take it off close-on-exec.  */
         fcntl (fds[1], F_SETFD, 0);
         s_close_from_3 (fds[1]);
