@@ -553,11 +553,13 @@ test_full_send_queue_ack_during_pause (void **state)
 /*  An agency's connection that writes large frames faster than the broker
     reads them costs the broker a bounded amount of memory. The disk stalls
     (the shim holds every sync of data.mdb, so the commit in progress
-    waits); the loop thread reads one more batch and then nothing, so what
-    the connection writes waits in the broker's queue for it (libzmq's, in
-    frames) and then in TCP. The connection writes 1 MiB frames until the
-    broker has taken none for a second. Before, the batch held up to 256 of
-    them and the queue 1,024: over a GiB from one connection. Then the disk
+    waits); the loop thread reads frames into the next batch until it holds
+    16 MiB, and then nothing, so what the connection writes waits in the
+    broker's queue for it (libzmq's, in frames) and then in TCP. The
+    connection writes 1 MiB frames until the broker has taken none for a
+    second. Before, the queue held 1,024 of them: over a GiB from one
+    connection (and 280 MiB with the queue bounded but not the batch's
+    bytes). Then the disk
     comes back: the message posted before the stall is ACCEPTED, every
     frame is answered (ERROR: they are no frames), and a round trip works.  */
 static void
