@@ -339,6 +339,19 @@ test_unbound_session_rechecked (void **state)
     harness_fini (h);
 }
 
+/*  Receives cjit's next message, checks that it is message id on its first
+    delivery, and acknowledges it.  */
+static void
+s_take_first (dipx_client_t *cjit, const uint8_t *id)
+{
+    dipx_message_t *msg = NULL;
+    assert_int_equal (dipx_client_recv (cjit, 20000, &msg), 0);
+    assert_memory_equal (dipx_message_id (msg), id, DIPX_MESSAGE_ID_BYTES);
+    assert_int_equal (dipx_message_delivery_count (msg), 1);
+    assert_int_equal (dipx_client_ack (cjit, msg), 0);
+    dipx_message_destroy (&msg);
+}
+
 /*  Starts the broker with the shim refusing DELIVERs while *full exists
     (not yet), and police and cjit (window 8) connected.  */
 /* Extra environment (DIPX_FI_FULL_ERRNO=..., DIPX_FI_FULL_COUNT=...) for the
@@ -394,14 +407,8 @@ test_full_send_queue_resumes (void **state)
     assert_int_equal (dipx_client_send (police, &m, "behind", 6, 20000, &r[1]), 0);
     /* The next probe, after twice the rest, goes out: the missed one (its
        third DELIVER, its first attempt), then the other (its first).  */
-    for (int i = 0; i < 2; i++) {
-        dipx_message_t *msg = NULL;
-        assert_int_equal (dipx_client_recv (cjit, 20000, &msg), 0);
-        assert_memory_equal (dipx_message_id (msg), r[i].id, DIPX_MESSAGE_ID_BYTES);
-        assert_int_equal (dipx_message_delivery_count (msg), 1);
-        assert_int_equal (dipx_client_ack (cjit, msg), 0);
-        dipx_message_destroy (&msg);
-    }
+    for (int i = 0; i < 2; i++)
+        s_take_first (cjit, r[i].id);
     /* Until both are acknowledged: one delivered receipt each, count 1.  */
     int delivered[2] = {0}, acked = 0;
     while (acked < 2) {
@@ -465,12 +472,7 @@ test_gone_connection_deliver_taken_back (void **state)
        comes back as it would after a lost connection.  */
     dipx_client_destroy (&cjit);
     assert_int_equal (harness_client (h, "cjit.test", 8, &cjit), 0);
-    dipx_message_t *msg = NULL;
-    assert_int_equal (dipx_client_recv (cjit, 20000, &msg), 0);
-    assert_memory_equal (dipx_message_id (msg), r.id, DIPX_MESSAGE_ID_BYTES);
-    assert_int_equal (dipx_message_delivery_count (msg), 1);
-    assert_int_equal (dipx_client_ack (cjit, msg), 0);
-    dipx_message_destroy (&msg);
+    s_take_first (cjit, r.id);
     int delivered = 0;
     for (;;) {
         dipx_receipt_t rc;
@@ -533,12 +535,7 @@ test_full_send_queue_ack_during_pause (void **state)
     for (int i = 0; i < 3; i++) {
         dipx_result_t next;
         assert_int_equal (dipx_client_send (police, &m, "next", 4, 20000, &next), 0);
-        dipx_message_t *msg = NULL;
-        assert_int_equal (dipx_client_recv (cjit, 20000, &msg), 0);
-        assert_memory_equal (dipx_message_id (msg), next.id, DIPX_MESSAGE_ID_BYTES);
-        assert_int_equal (dipx_message_delivery_count (msg), 1);
-        assert_int_equal (dipx_client_ack (cjit, msg), 0);
-        dipx_message_destroy (&msg);
+        s_take_first (cjit, next.id);
     }
     dipx_client_destroy (&police);
     dipx_client_destroy (&cjit);
@@ -628,11 +625,7 @@ test_loud_connection_bounded (void **state)
     }
     zmq_close (loud);
     zmq_ctx_term (ctx);
-    dipx_message_t *msg = NULL;
-    assert_int_equal (dipx_client_recv (cjit, 20000, &msg), 0);
-    assert_memory_equal (dipx_message_id (msg), id, sizeof id);
-    assert_int_equal (dipx_client_ack (cjit, msg), 0);
-    dipx_message_destroy (&msg);
+    s_take_first (cjit, id);
     assert_int_equal (harness_round_trip (police, cjit, "cjit.test", 20000), 0);
     dipx_client_destroy (&police);
     dipx_client_destroy (&cjit);

@@ -1760,33 +1760,44 @@ test_protocol_failure_retried (void **state)
     fb_destroy (&fb);
 }
 
-/*  A key refused for now (ZAP 500) is admitted later: the client's own calls
-    (wait_ready, here) take the new handshake that follows and start the
-    session. Before, once refused, every call returned the refusal without
-    reading anything, and the client stayed refused until it was destroyed.  */
-static void
-test_auth_recovers (void **state)
+/*  A client whose key the broker refuses for now (ZAP 500), until it sees
+    the refusal; then the key is admitted and the client's own calls
+    (wait_ready, here) must take the new handshake that follows and start
+    the session, within deadline_ms. Returns the client (fb's to destroy).  */
+static dipx_client_t *
+s_refused_then_admitted (fx_t *fx, fb_t *fb, void (*admitting) (void), int deadline_ms)
 {
-    fx_t *fx = (fx_t *) *state;
-    fb_t fb;
-    fb_new (&fb, fx, 500);
-    dipx_options_t o = s_options (fx, fb.endpoint, 0);
+    fb_new (fb, fx, 500);
+    dipx_options_t o = s_options (fx, fb->endpoint, 0);
     dipx_client_t *c = NULL;
     assert_int_equal (dipx_client_new (&o, &c), 0);
     uint64_t deadline = dipx_mono_ms () + WAIT_MS;
     int rc;
     while ((rc = dipx_client_wait_ready (c, 0)) == DIPX_E_TIMEOUT) {
         assert_true (dipx_mono_ms () < deadline);
-        fb_serve (&fb, 20);
+        fb_serve (fb, 20);
     }
     assert_int_equal (rc, DIPX_E_AUTH_TEMP);
-    fb.zap_status = 200;
-    deadline = dipx_mono_ms () + WAIT_MS;
+    if (admitting)
+        admitting ();
+    fb->zap_status = 200;
+    deadline = dipx_mono_ms () + (uint64_t) deadline_ms;
     while ((rc = dipx_client_wait_ready (c, 20)) != 0) {
         assert_true (rc == DIPX_E_AUTH_TEMP || rc == DIPX_E_TIMEOUT);
         assert_true (dipx_mono_ms () < deadline);
-        fb_serve (&fb, 20);
+        fb_serve (fb, 20);
     }
+    return c;
+}
+
+/*  A key refused for now is admitted later. Before, once refused, every
+    call returned the refusal without reading anything, and the client
+    stayed refused until it was destroyed.  */
+static void
+test_auth_recovers (void **state)
+{
+    fb_t fb;
+    dipx_client_t *c = s_refused_then_admitted ((fx_t *) *state, &fb, NULL, WAIT_MS);
     dipx_client_destroy (&c);
     fb_destroy (&fb);
 }
@@ -1813,29 +1824,17 @@ __wrap_zmq_connect (void *sock, const char *endpoint)
     up for good: one failed connect 1 s after the refusal, then the key is
     admitted and the connect 2 s later reaches the broker.  */
 static void
+s_fail_next_connect (void)
+{
+    atomic_store (&s_connect_fail, 1);
+}
+
+static void
 test_failed_connect_retried (void **state)
 {
     fx_t *fx = (fx_t *) *state;
     fb_t fb;
-    fb_new (&fb, fx, 500);
-    dipx_options_t o = s_options (fx, fb.endpoint, 0);
-    dipx_client_t *c = NULL;
-    assert_int_equal (dipx_client_new (&o, &c), 0);
-    uint64_t deadline = dipx_mono_ms () + WAIT_MS;
-    int rc;
-    while ((rc = dipx_client_wait_ready (c, 0)) == DIPX_E_TIMEOUT) {
-        assert_true (dipx_mono_ms () < deadline);
-        fb_serve (&fb, 20);
-    }
-    assert_int_equal (rc, DIPX_E_AUTH_TEMP);
-    atomic_store (&s_connect_fail, 1);
-    fb.zap_status = 200;
-    deadline = dipx_mono_ms () + 2 * WAIT_MS; /* the two retries take 3 s */
-    while ((rc = dipx_client_wait_ready (c, 20)) != 0) {
-        assert_true (rc == DIPX_E_AUTH_TEMP || rc == DIPX_E_TIMEOUT);
-        assert_true (dipx_mono_ms () < deadline);
-        fb_serve (&fb, 20);
-    }
+    dipx_client_t *c = s_refused_then_admitted (fx, &fb, s_fail_next_connect, 2 * WAIT_MS);
     assert_int_equal (atomic_load (&s_connect_fail), 0);
     assert_non_null (strstr (fx->log, "cannot connect to"));
     dipx_client_destroy (&c);
