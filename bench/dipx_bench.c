@@ -934,7 +934,14 @@ s_idle_stop (s_idle_t *idle)
 
 typedef struct {
     double sign_us, verify_us, box_us, seal_us, open_us, fsync_ms;
+    /* S_PROBE_PAGES pages and a meta page made durable as an LMDB commit
+       does: at scattered places, and in one contiguous run  */
+    double scat_ms, scat_cpu_us, run_ms, run_cpu_us;
 } s_micro_t;
+
+#define S_PROBE_PAGES 32      /* about what one commit writes at 1,000 msg/s */
+#define S_PROBE_REGION 4096   /* pages: a 16 MiB written file, like a young store */
+#define S_PROBE_COMMITS 40
 
 /*  This thread's CPU time: per-operation costs are CPU costs, and on a busy
     machine wall time would count the time others held the CPU.  */
@@ -944,6 +951,67 @@ s_cpu_s (void)
     struct timespec ts;
     clock_gettime (CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+/*  The disk work of one LMDB commit without the B-trees: S_PROBE_PAGES 4 KiB
+    pages, each its own pwrite (LMDB merges only adjacent pages), an
+    fdatasync, then the meta page through an O_DSYNC descriptor. A commit's
+    copied pages lie scattered in the data file, so each is its own disk
+    request; `scattered` puts them at distinct random places in the region,
+    otherwise they are one run, written by the same calls, so that the
+    difference is what the disk requests cost. Wall ms and this thread's CPU (user and
+    system) us per commit, or NAN if a call failed. fd and mfd are open on a
+    file of S_PROBE_REGION written pages.  */
+static void
+s_commit_probe (int fd, int mfd, bool scattered, double *wall_ms, double *cpu_us)
+{
+    uint8_t page[4096];
+    memset (page, 5, sizeof page);
+    *wall_ms = *cpu_us = NAN;
+    double w0 = s_now_s (), c0 = s_cpu_s ();
+    for (int i = 0; i < S_PROBE_COMMITS; i++) {
+        uint8_t used[S_PROBE_REGION / 8] = {0};
+        uint32_t first =
+            scattered ? 0 : 1 + randombytes_uniform (S_PROBE_REGION - 1 - S_PROBE_PAGES);
+        for (int k = 0; k < S_PROBE_PAGES; k++) {
+            uint32_t pg = first + (uint32_t) k;
+            if (scattered) {
+                do /* page 0 is the meta page */
+                    pg = 1 + randombytes_uniform (S_PROBE_REGION - 1);
+                while (used[pg / 8] & (1u << (pg % 8)));
+                used[pg / 8] |= (uint8_t) (1u << (pg % 8));
+            }
+            if (pwrite (fd, page, sizeof page, (off_t) pg * 4096) != (ssize_t) sizeof page)
+                return;
+        }
+        if (fdatasync (fd) != 0 || pwrite (mfd, page, sizeof page, 0) != (ssize_t) sizeof page)
+            return;
+    }
+    *wall_ms = (s_now_s () - w0) * 1e3 / S_PROBE_COMMITS;
+    *cpu_us = (s_cpu_s () - c0) * 1e6 / S_PROBE_COMMITS;
+}
+
+static void
+s_commit_probes (const char *path, s_micro_t *m)
+{
+    m->scat_ms = m->scat_cpu_us = m->run_ms = m->run_cpu_us = NAN;
+    int fd = open (path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    int mfd = open (path, O_WRONLY | O_DSYNC | O_CLOEXEC);
+    static uint8_t chunk[65536];
+    memset (chunk, 3, sizeof chunk);
+    bool ok = mfd >= 0;
+    for (off_t off = 0; ok && off < (off_t) S_PROBE_REGION * 4096; off += (off_t) sizeof chunk)
+        ok = pwrite (fd, chunk, sizeof chunk, off) == (ssize_t) sizeof chunk;
+    if (ok && fdatasync (fd) == 0) {
+        s_commit_probe (fd, mfd, true, &m->scat_ms, &m->scat_cpu_us);
+        s_commit_probe (fd, mfd, false, &m->run_ms, &m->run_cpu_us);
+    }
+    if (mfd >= 0)
+        close (mfd);
+    close (fd);
+    unlink (path);
 }
 
 static void
@@ -1022,6 +1090,7 @@ s_micro (dipx_client_t *sender, const char *to, size_t payload, const char *dir,
         close (fd);
         unlink (path);
     }
+    s_commit_probes (path, m);
 }
 
 /* --- the figures --------------------------------------------------------------- */
@@ -1231,6 +1300,11 @@ s_write_json (const char *path, const s_opts_t *o, const s_figures_t *f, bool ra
         json_object_set_new (m, "curve_box_payload_us", s_num (mc->box_us));
         json_object_set_new (m, "seal_envelope_us", s_num (mc->seal_us));
         json_object_set_new (m, "fdatasync_4k_ms", s_num (mc->fsync_ms));
+        json_object_set_new (m, "commit_pages", json_integer (S_PROBE_PAGES));
+        json_object_set_new (m, "commit_scattered_ms", s_num (mc->scat_ms));
+        json_object_set_new (m, "commit_scattered_cpu_us", s_num (mc->scat_cpu_us));
+        json_object_set_new (m, "commit_contiguous_ms", s_num (mc->run_ms));
+        json_object_set_new (m, "commit_contiguous_cpu_us", s_num (mc->run_cpu_us));
         json_object_set_new (root, "micro", m);
     }
     int rc = json_dump_file (root, path, JSON_INDENT (2) | JSON_REAL_PRECISION (6));
@@ -1329,6 +1403,10 @@ s_print (const s_opts_t *o, const s_figures_t *f, bool ran, const s_prequeue_t *
         printf ("  per-op: sign %.1f us, verify %.1f us, CURVE box of payload %.1f us, "
                 "seal+sign envelope %.1f us, 4 KiB write+fdatasync %.3f ms\n",
                 mc->sign_us, mc->verify_us, mc->box_us, mc->seal_us, mc->fsync_ms);
+    if (micro_done)
+        printf ("  disk: %d pages + meta made durable as a commit does: scattered %.2f ms "
+                "(%.0f us CPU), contiguous %.2f ms (%.0f us CPU)\n",
+                S_PROBE_PAGES, mc->scat_ms, mc->scat_cpu_us, mc->run_ms, mc->run_cpu_us);
 }
 
 /* --- options -------------------------------------------------------------------- */

@@ -60,9 +60,10 @@ if(NOT queued EQUAL 150 OR NOT accepted EQUAL 100 OR NOT subjects EQUAL 2)
                       "expected 150, 100, 2")
 endif()
 # Receivers that only acknowledge (signed ACKs, no verification or opening):
-# every message arrives, with its latency, and nothing is redelivered.
+# every message arrives, with its latency, and nothing is redelivered. This
+# run also makes the per-operation measurements, which must all be there.
 execute_process(COMMAND ${BENCH} --mode replay --receive ack --messages 200 --inflight 32
-                        --window 32 --no-micro --quiet --json ${OUT}
+                        --window 32 --quiet --json ${OUT}
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out3 ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "dipx-bench --receive ack exited with ${rc}\n${out3}\n${err}")
@@ -77,4 +78,12 @@ if(NOT receive STREQUAL "ack" OR NOT received EQUAL 200 OR NOT redelivered EQUAL
   message(FATAL_ERROR "--receive ack: receive ${receive}, received ${received}, redelivered "
                       "${redelivered}, samples ${samples}: expected ack, 200, 0, 200")
 endif()
+foreach(key ed25519_sign_us ed25519_verify_us curve_box_payload_us seal_envelope_us
+            fdatasync_4k_ms commit_pages commit_scattered_ms commit_scattered_cpu_us
+            commit_contiguous_ms commit_contiguous_cpu_us)
+  string(JSON value ERROR_VARIABLE jerr GET "${json}" micro ${key})
+  if(jerr OR value STREQUAL "null" OR NOT value GREATER 0)
+    message(FATAL_ERROR "key 'micro.${key}' missing, null or not positive: ${jerr}\n${json}")
+  endif()
+endforeach()
 message(STATUS "bench_smoke: ok\n${out}\n${out2}\n${out3}")
