@@ -45,13 +45,18 @@
     DIPX_MAX_PENDING, fed from disk in post order whenever a slot is collected
     (box_next is the first entry not yet fed; every later entry is on disk
     only, so the table is full, or that entry waits for an earlier copy of its
-    id, or a read failed and is retried). An answer queues its entry's key for
-    deletion; the keys are deleted in one transaction at the end of the loop
-    turn, before any call can return that answer, so an answer the application
-    has seen is never resent by a later client. A crash between the broker's
-    answer and that commit makes the next client resend, and the broker
-    answers a resend of the same bytes as it answered the first: the message
-    is stored once.
+    id, or a read failed and is retried). An entry is deleted when its answer
+    is collected (s_collect), in a commit made before the call returns it, not
+    when the answer arrives: an answer the application has been given is
+    never resent by a later client, and one it has not been given (the client
+    was destroyed, or the machine stopped, first) is resent by the next
+    client, which returns the broker's answer to that resend. The broker
+    answers a resend of the same bytes as it answered the first, so the
+    message is stored once; a transient refusal the application never saw
+    may become an acceptance, which it then sees. Entries are checked as they
+    are fed: one that does not decode, or carries another id or sender, is
+    answered DIPX_E_CORRUPT rather than sent under an id no answer would
+    match.
 */
 #include <errno.h>
 #include <limits.h>
@@ -236,8 +241,6 @@ struct dipx_client_t {
     dipx__outbox_t *box;  /* durable outbox, or NULL */
     uint64_t box_next;    /* outbox key of the first entry not yet in the pending table */
     bool feed_due;        /* feeding the pending table failed: retry in the loop */
-    uint64_t *box_done;   /* outbox keys of answered sends, to delete; DIPX_MAX_PENDING */
-    size_t box_done_n;    /* how many */
 
     uint8_t *shared;                                  /* shared-key cache, sodium_malloc'd */
     const dipx_entry_t *shared_for[DIPX_MAX_PEER_CACHE]; /* peer of each cached key */
@@ -590,43 +593,15 @@ s_find (const dipx_client_t *self, const uint8_t id[DIPX_ID_BYTES])
     return -1;
 }
 
-/*  Deletes the outbox entries of the sends answered since the last call, in
-    one transaction. Runs before any answer can reach the caller (at the end
-    of each loop turn, and after a post), so that a result the application
-    has seen is never sent again by a later client. If the delete fails, the
-    entries stay and a later client resends them; the broker answers a resend
-    as it answered the first, so the message is still stored once.  */
-static void
-s_outbox_sync (dipx_client_t *self)
-{
-    if (!self->box_done_n)
-        return;
-    int rc = dipx__outbox_delete (self->box, self->box_done, self->box_done_n);
-    if (rc)
-        s_log (self, DIPX_LOG_ERROR,
-               "outbox: %zu answered send(s) not deleted (%s); a later client resends them",
-               self->box_done_n, dipx_strerror (rc));
-    self->box_done_n = 0;
-}
-
 /*  Records the answer to slot i. Unless dipx_client_send is waiting for it,
     it joins the FIFO that dipx_client_result reads. Its outbox entry, if it
-    has one, is due for deletion.  */
+    has one, stays until the answer is collected.  */
 static void
 s_answer (dipx_client_t *self, size_t i, int code, uint64_t seq, const char *reason)
 {
     s_slot_t *s = &self->slots[i];
     if (s->state == S_PENDING && !s->sent && self->unsent)
         self->unsent--;
-    if (s->box) {
-        /* Never full: the list is emptied at the end of every loop turn and
-           before every feed, and holds only slots not yet collected. Should
-           it fill all the same, emptying it here is the safe way out.  */
-        if (self->box_done_n == DIPX_MAX_PENDING)
-            s_outbox_sync (self);
-        self->box_done[self->box_done_n++] = s->box;
-        s->box = 0;
-    }
     s->state = S_ANSWERED;
     s->code = code;
     s->seq = seq;
@@ -652,11 +627,21 @@ s_unqueue_answer (dipx_client_t *self, size_t i)
     self->ans_count = kept;
 }
 
-/*  Hands slot i's answer to the caller and frees the slot.  */
+/*  Hands slot i's answer to the caller and frees the slot. Its outbox entry
+    is deleted first (see the design note). If that fails, the entry stays
+    and a later client sends it again.  */
 static int
 s_collect (dipx_client_t *self, size_t i, dipx_result_t *result)
 {
     s_slot_t *s = &self->slots[i];
+    if (s->box) {
+        int rc = dipx__outbox_delete (self->box, &s->box, 1);
+        if (rc)
+            s_log (self, DIPX_LOG_ERROR,
+                   "outbox: an answered send was not deleted (%s); a later client sends it "
+                   "again",
+                   dipx_strerror (rc));
+    }
     int code = s->code;
     if (result) {
         memset (result, 0, sizeof *result);
@@ -723,6 +708,24 @@ s_enqueue (dipx_client_t *self, const uint8_t id[DIPX_ID_BYTES], const uint8_t *
     return 0;
 }
 
+/*  Whether an outbox entry is what post stored: an envelope from this
+    agency under the entry's id. 0, DIPX_E_CORRUPT or DIPX_E_NOMEM.  */
+static int
+s_entry_check (const dipx_client_t *self, const uint8_t id[DIPX_ID_BYTES], const uint8_t *env,
+               size_t env_len)
+{
+    dipx_envelope_t *e = (dipx_envelope_t *) malloc (sizeof *e);
+    if (!e)
+        return DIPX_E_NOMEM;
+    int rc = dipx_envelope_decode (env, env_len, e) != 0
+                     || memcmp (e->h.id, id, DIPX_ID_BYTES) != 0
+                     || strcmp (e->h.from, dipx_identity_id (self->identity)) != 0
+                 ? DIPX_E_CORRUPT
+                 : 0;
+    free (e);
+    return rc;
+}
+
 /*  dipx__outbox_scan's callback for s_feed: takes one outbox entry into the
     pending table. Stops when the table is full, and before an entry whose
     id is in the table already (the same id posted twice): feeding resumes
@@ -735,18 +738,23 @@ s_feed_one (uint64_t key, const uint8_t id[DIPX_ID_BYTES], const uint8_t *env, s
     dipx_client_t *self = (dipx_client_t *) arg;
     if (self->used >= DIPX_MAX_PENDING || s_find (self, id) >= 0)
         return false;
-    uint8_t *frame;
-    size_t frame_len;
-    int rc = s_send_frame (env, env_len, &frame, &frame_len);
+    uint8_t *frame = NULL;
+    size_t frame_len = 0;
+    int rc = s_entry_check (self, id, env, env_len);
+    const char *why = "outbox entry damaged: not an envelope of this agency under its id";
+    if (rc == 0) {
+        rc = s_send_frame (env, env_len, &frame, &frame_len);
+        why = "envelope does not encode";
+    }
     if (rc == DIPX_E_NOMEM) {
         self->feed_due = true;
         return false;
     }
     if (rc) {
-        /* Cannot happen for what post checked; answered, and so deleted,
-           rather than left to block every later entry.  */
+        /* Answered here, and deleted once collected, rather than sent under
+           an id no answer would match, or left to block every later entry.  */
         s_slot_add (self, id, NULL, 0, key);
-        s_answer (self, (size_t) s_find (self, id), rc, 0, "envelope does not encode");
+        s_answer (self, (size_t) s_find (self, id), rc, 0, why);
         return true;
     }
     s_slot_add (self, id, frame, frame_len, key);
@@ -764,9 +772,6 @@ s_feed (dipx_client_t *self)
     if (!self->box || self->used >= DIPX_MAX_PENDING
         || self->box_next >= dipx__outbox_end (self->box))
         return;
-    /* No write transaction may run inside the scan's read transaction (the
-       map could not grow), so answers are deleted before and after it.  */
-    s_outbox_sync (self);
     size_t before = self->used, skipped = 0;
     int rc = dipx__outbox_scan (self->box, &self->box_next, s_feed_one, self, &skipped);
     if (rc) {
@@ -776,11 +781,10 @@ s_feed (dipx_client_t *self)
         self->feed_due = rc == DIPX_E_NOMEM;
         s_log (self, DIPX_LOG_ERROR, "outbox: cannot read queued sends: %s", dipx_strerror (rc));
     }
-    if (self->used > before)
+    if (self->used > before) {
         s_fail_oversized (self);
-    s_outbox_sync (self);
-    if (self->used > before)
         s_flush (self);
+    }
 }
 
 /*  A new send with an outbox: committed to disk first, then fed into the
@@ -809,7 +813,6 @@ s_submit (dipx_client_t *self, const uint8_t id[DIPX_ID_BYTES], const uint8_t *e
         self->box_next = key + 1;
         s_slot_add (self, id, frame, frame_len, key);
         s_fail_oversized (self);
-        s_outbox_sync (self);
         s_flush (self);
     }
     else {
@@ -1310,7 +1313,6 @@ s_pump (dipx_client_t *self, int timeout_ms)
         }
     }
     s_arm_retry (self); /* one timerfd for both timers: the one left, if any */
-    s_outbox_sync (self); /* before the caller can see these answers */
     s_write_owed (self);
     return rc;
 }
@@ -1326,6 +1328,7 @@ dipx__client_stats (const dipx_client_t *self, dipx__client_stats_t *stats)
 {
     *stats = self->stats;
     stats->outbox = dipx__outbox_count (self->box);
+    stats->uncollected = self->ans_count;
 }
 
 /*  Runs the loop until done (self, arg) holds: 0; or the deadline passes
@@ -1491,10 +1494,6 @@ dipx_client_new (const dipx_options_t *o, dipx_client_t **out)
     if ((rc = dipx_frame_encode (&hello, &self->hello, &self->hello_len)))
         goto fail;
     if (o->outbox) {
-        rc = DIPX_E_NOMEM;
-        self->box_done = (uint64_t *) calloc (DIPX_MAX_PENDING, sizeof *self->box_done);
-        if (!self->box_done)
-            goto fail;
         rc = dipx__outbox_open (o->outbox, dipx_identity_id (self->identity), o->log, o->log_arg,
                                 &self->box);
         if (rc)
@@ -1523,11 +1522,8 @@ dipx_client_destroy (dipx_client_t **self_p)
         return;
     dipx_client_t *self = *self_p;
     s_flush_acks (self);
-    if (self->box) {
-        s_outbox_sync (self);
-        dipx__outbox_destroy (&self->box); /* what is unanswered stays for the next client */
-    }
-    free (self->box_done);
+    /* What is not collected stays for the next client.  */
+    dipx__outbox_destroy (&self->box);
     if (self->sock && self->connected) {
         s_flush (self);
         s_setopt_int (self->sock, ZMQ_LINGER, S_CLOSE_LINGER_MS);

@@ -33,7 +33,9 @@ typedef struct {
     uint64_t receipts_dropped; /* receipts dropped because the queue was full */
     uint64_t deliveries_dropped; /* deliveries dropped (queue full or connection lost) */
     uint64_t outbox_reloaded;  /* outbox entries found by dipx_client_new */
-    uint64_t outbox;           /* outbox entries now (unanswered sends); 0 without one */
+    uint64_t outbox;           /* outbox entries now (sends whose answer is not yet
+                                  collected); 0 without one */
+    uint64_t uncollected;      /* answers waiting for dipx_client_result */
     uint64_t resent;           /* SENDs written again on a connection: their answers were lost */
 } dipx__client_stats_t;
 

@@ -201,7 +201,9 @@ s_open_txn (dipx__outbox_t *self, MDB_txn *txn, void *arg)
     if ((rc = mdb_cursor_open (txn, self->entries, &cur)))
         return rc;
     rc = mdb_cursor_get (cur, &k, &v, MDB_LAST);
-    if (rc == 0 && k.mv_size == 8)
+    /* A put never takes UINT64_MAX (dipx__outbox_put), so the next key
+       cannot wrap to 0, which MDB_APPEND would refuse for every post.  */
+    if (rc == 0 && k.mv_size == 8 && dipx_get_be64 (k.mv_data) != UINT64_MAX)
         o->end = dipx_get_be64 (k.mv_data) + 1;
     else if (rc == 0)
         rc = MDB_CORRUPTED; /* not a key this module wrote */

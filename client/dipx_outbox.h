@@ -1,6 +1,7 @@
 /*  dipx_outbox.h - libdipx's durable outbox: sealed envelopes kept on disk
-    (LMDB) from the moment a post succeeds until the broker has answered them,
-    so that sends survive a broker outage and a restart of the agency system.
+    (LMDB) from the moment a post succeeds until the application has
+    collected the broker's answer to them, so that sends survive a broker
+    outage and a restart of the agency system.
 
     Private to libdipx (never installed, never exported). Entries are keyed by
     a sequence number that grows with every put, so key order is post order.

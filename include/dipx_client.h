@@ -16,8 +16,14 @@
 
     Durable outbox (optional, dipx_options_t.outbox): a directory where the
     client keeps, in LMDB, every send from the moment a post returns 0 until
-    the broker has answered it (ACCEPTED or REFUSED); each post and each
-    deletion is committed to disk (fsync) before the call returns. Posts
+    the application has collected the broker's answer (ACCEPTED or REFUSED,
+    through dipx_client_send or dipx_client_result); each post and each
+    deletion is committed to disk (fsync) before the call returns, so an
+    answer that was collected is never sent again, and one that arrived but
+    was not collected (the client was destroyed, or the machine stopped,
+    first) is sent again by the next client, which returns the broker's
+    answer to it. An entry found damaged is not sent: its result is
+    DIPX_E_CORRUPT, under the id stored with it. Posts
     succeed while the broker is unreachable, up to 1,000,000 unanswered sends
     (not 1024), and a client created later on the same directory, after the
     application or its machine restarted, sends what is left: the same bytes
@@ -77,8 +83,8 @@ DIPX_EXPORT int dipx_client_new (const dipx_options_t *options, dipx_client_t **
 
 /*  Closes the connection and frees everything, wiping keys. Frames already
     written (acknowledgements) get up to 2 s to reach a connected broker;
-    sends that were not answered are abandoned, unless an outbox keeps them
-    for the next client. Accepts NULL.  */
+    sends whose answers were not collected are abandoned, unless an outbox
+    keeps them for the next client. Accepts NULL.  */
 DIPX_EXPORT void dipx_client_destroy (dipx_client_t **self_p);
 
 /*  This agency's id (owned by the client).  */

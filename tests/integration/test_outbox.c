@@ -1,9 +1,10 @@
 /*  test_outbox.c - libdipx's durable outbox against a real dipxd: sends
     posted while the broker is down survive a restart of the agency system
     and go out once each when the broker comes back; more of them than the
-    in-memory pending table holds; answered (accepted or refused) sends leave
-    the outbox; a crash between the broker's answer and the outbox's delete
-    resends without storing twice; an outbox has one owner.  */
+    in-memory pending table holds; sends leave the outbox when their answer
+    (accepted or refused) is collected, not before; a crash between the
+    broker's answer and the outbox's delete resends without storing twice;
+    a damaged entry is answered, not sent; an outbox has one owner.  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <lmdb.h>
+
+#include "dipx_bytes.h"
 #include "dipx_client_internal.h"
 #include "dipx_registry.h"
 #include "harness.h"
@@ -486,6 +490,157 @@ test_outbox_damaged (void **state)
     s_end (h);
 }
 
+/*  Answers that arrived but were not collected leave their sends in the
+    outbox: a client destroyed first (as when the agency system stops)
+    leaves them to the next client, which sends them again and returns the
+    broker's answers, a refusal included. Collected, they are gone, and the
+    accepted message was stored and delivered once.  */
+static void
+test_uncollected_answers_kept (void **state)
+{
+    (void) state;
+    harness_t *h = s_start ();
+    char box[600];
+    s_box_path (h, "outbox", box, sizeof box);
+    dipx_client_t *police = NULL;
+    assert_int_equal (s_box_client (h, "police.test", box, 0, &police), 0);
+    dipx_send_t bad = s_msg ();
+    bad.type = "assessment_non_attendance"; /* cjit -> police only */
+    dipx_send_t good = s_msg ();
+    uint8_t bad_id[DIPX_MESSAGE_ID_BYTES], good_id[DIPX_MESSAGE_ID_BYTES];
+    assert_int_equal (dipx_client_post (police, &bad, "x", 1, bad_id), 0);
+    assert_int_equal (dipx_client_post (police, &good, "y", 1, good_id), 0);
+    uint64_t deadline = dipx_mono_ms () + WAIT_MS;
+    while (s_stats (police).uncollected < 2 && dipx_mono_ms () < deadline)
+        assert_int_equal (dipx__client_pump (police, 100), 0);
+    assert_int_equal (s_stats (police).uncollected, 2);
+    assert_int_equal (s_stats (police).outbox, 2);
+    dipx_client_destroy (&police);
+
+    assert_int_equal (s_box_client (h, "police.test", box, 0, &police), 0);
+    assert_int_equal (s_stats (police).outbox_reloaded, 2);
+    for (int k = 0; k < 2; k++) {
+        dipx_result_t r;
+        assert_int_equal (dipx_client_result (police, WAIT_MS, &r), 0);
+        if (memcmp (r.id, bad_id, sizeof bad_id) == 0)
+            assert_int_equal (r.code, DIPX_E_POLICY);
+        else {
+            assert_memory_equal (r.id, good_id, sizeof good_id);
+            assert_int_equal (r.code, 0);
+        }
+    }
+    assert_int_equal (s_stats (police).outbox, 0);
+    dipx_client_t *cjit = s_client (h, "cjit.test", 256);
+    s_set_t ids;
+    s_set_init (&ids, 1);
+    memcpy (ids.ids[ids.n++], good_id, sizeof good_id);
+    s_recv_all (cjit, &ids, 1);
+    s_marker (police, cjit);
+    dipx_client_destroy (&police);
+    assert_int_equal (s_box_client (h, "police.test", box, 0, &police), 0);
+    assert_int_equal (s_stats (police).outbox_reloaded, 0);
+    dipx_client_destroy (&police);
+    dipx_client_destroy (&cjit);
+    s_set_fini (&ids);
+    s_end (h);
+}
+
+/*  Opens the outbox's LMDB environment and its entries database, as the
+    client does, for a test to damage it.  */
+static void
+s_box_open (const char *box, MDB_env **env, MDB_txn **txn, MDB_dbi *dbi)
+{
+    assert_int_equal (mdb_env_create (env), 0);
+    assert_int_equal (mdb_env_set_maxdbs (*env, 2), 0);
+    assert_int_equal (mdb_env_open (*env, box, MDB_NOTLS, 0600), 0);
+    assert_int_equal (mdb_txn_begin (*env, NULL, 0, txn), 0);
+    assert_int_equal (mdb_dbi_open (*txn, "entries", 0, dbi), 0);
+}
+
+static void
+s_box_commit (MDB_env *env, MDB_txn *txn)
+{
+    assert_int_equal (mdb_txn_commit (txn), 0);
+    mdb_env_close (env);
+}
+
+/*  An entry whose stored id no longer matches its envelope (one bit of it
+    flipped on disk) is answered DIPX_E_CORRUPT under the stored id and never
+    sent; the entries after it go out as usual. A last key that would wrap
+    the next one to 0 makes the outbox refused.  */
+static void
+test_outbox_entry_damaged (void **state)
+{
+    (void) state;
+    harness_t *h = s_start ();
+    harness_stop (h, SIGTERM);
+    char box[600];
+    s_box_path (h, "outbox", box, sizeof box);
+    dipx_client_t *police = NULL;
+    assert_int_equal (s_box_client (h, "police.test", box, 0, &police), 0);
+    dipx_send_t m = s_msg ();
+    uint8_t first[DIPX_MESSAGE_ID_BYTES], second[DIPX_MESSAGE_ID_BYTES];
+    assert_int_equal (dipx_client_post (police, &m, "x", 1, first), 0);
+    assert_int_equal (dipx_client_post (police, &m, "y", 1, second), 0);
+    dipx_client_destroy (&police);
+
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    s_box_open (box, &env, &txn, &dbi);
+    MDB_cursor *cur;
+    MDB_val k, v;
+    assert_int_equal (mdb_cursor_open (txn, dbi, &cur), 0);
+    assert_int_equal (mdb_cursor_get (cur, &k, &v, MDB_FIRST), 0);
+    uint8_t *copy = malloc (v.mv_size);
+    assert_non_null (copy);
+    memcpy (copy, v.mv_data, v.mv_size);
+    assert_memory_equal (copy + 1, first, sizeof first); /* format byte, id, envelope */
+    copy[1] ^= 0x01;
+    uint8_t damaged[DIPX_MESSAGE_ID_BYTES];
+    memcpy (damaged, copy + 1, sizeof damaged);
+    MDB_val nv = {v.mv_size, copy};
+    assert_int_equal (mdb_cursor_put (cur, &k, &nv, MDB_CURRENT), 0);
+    mdb_cursor_close (cur);
+    s_box_commit (env, txn);
+    free (copy);
+
+    assert_int_equal (harness_start (h), 0);
+    assert_int_equal (s_box_client (h, "police.test", box, 0, &police), 0);
+    dipx_result_t r;
+    assert_int_equal (dipx_client_result (police, WAIT_MS, &r), 0);
+    assert_memory_equal (r.id, damaged, sizeof damaged);
+    assert_int_equal (r.code, DIPX_E_CORRUPT);
+    assert_true (r.reason[0] != '\0');
+    assert_int_equal (dipx_client_result (police, WAIT_MS, &r), 0);
+    assert_memory_equal (r.id, second, sizeof second);
+    assert_int_equal (r.code, 0);
+    assert_int_equal (s_stats (police).outbox, 0);
+    assert_int_equal (s_stats (police).unmatched, 0);
+    /* Only the second reached the broker.  */
+    dipx_client_t *cjit = s_client (h, "cjit.test", 256);
+    s_set_t ids;
+    s_set_init (&ids, 1);
+    memcpy (ids.ids[ids.n++], second, sizeof second);
+    s_recv_all (cjit, &ids, 1);
+    s_marker (police, cjit);
+    dipx_client_destroy (&police);
+    dipx_client_destroy (&cjit);
+    s_set_fini (&ids);
+
+    /* The largest key: the next would wrap to 0.  */
+    s_box_open (box, &env, &txn, &dbi);
+    uint8_t kb[8];
+    dipx_put_be64 (kb, UINT64_MAX);
+    k = (MDB_val){sizeof kb, kb};
+    v = (MDB_val){sizeof second, second};
+    assert_int_equal (mdb_put (txn, dbi, &k, &v, 0), 0);
+    s_box_commit (env, txn);
+    assert_int_equal (s_box_client (h, "police.test", box, 0, &police), DIPX_E_CORRUPT);
+    assert_null (police);
+    s_end (h);
+}
+
 int
 main (void)
 {
@@ -496,6 +651,8 @@ main (void)
         cmocka_unit_test (test_outbox_owner),
         cmocka_unit_test (test_outbox_grows),
         cmocka_unit_test (test_outbox_damaged),
+        cmocka_unit_test (test_uncollected_answers_kept),
+        cmocka_unit_test (test_outbox_entry_damaged),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
