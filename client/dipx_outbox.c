@@ -131,6 +131,33 @@ s_write (dipx__outbox_t *self, s_write_fn *fn, void *arg)
 /* ---------------------------------------------------------------------------
    Open and close */
 
+/*  fsyncs the directory that holds path (path itself if dir): LMDB syncs
+    its files but never the directories their names are in, and a name lost
+    to a power cut loses what the file holds.  */
+static int
+s_sync_dir (const char *path, bool parent)
+{
+    char buf[4096];
+    if ((size_t) snprintf (buf, sizeof buf, "%s", path) >= sizeof buf)
+        return -1;
+    if (parent) {
+        size_t n = strlen (buf);
+        while (n > 1 && buf[n - 1] == '/') /* "a/b/" names b */
+            buf[--n] = '\0';
+        char *slash = strrchr (buf, '/');
+        if (!slash)
+            snprintf (buf, sizeof buf, ".");
+        else
+            slash[slash == buf] = '\0'; /* "/b" -> "/" */
+    }
+    int fd = open (buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync (fd);
+    close (fd);
+    return rc;
+}
+
 /*  LMDB maps the data file and trusts it: pages past the end of a truncated
     file would raise SIGBUS when touched. A file shorter than the pages its
     meta page says are in use is refused (as the broker's store does).  */
@@ -237,7 +264,8 @@ dipx__outbox_open (const char *dir, const char *agency, dipx_log_fn *log, void *
         rc = DIPX_E_NOMEM;
         goto fail;
     }
-    if (mkdir (dir, 0700) != 0 && errno != EEXIST) {
+    bool created = mkdir (dir, 0700) == 0;
+    if (!created && errno != EEXIST) {
         s_log (self, DIPX_LOG_ERROR, "outbox %s: cannot create it: %s", dir, strerror (errno));
         rc = DIPX_E_IO;
         goto fail;
@@ -272,6 +300,14 @@ dipx__outbox_open (const char *dir, const char *agency, dipx_log_fn *log, void *
     }
     if (mrc == 0)
         mrc = s_write (self, s_open_txn, &o);
+    /* The files' names, and the directory's if it is new, made durable:
+       posts are promised to survive a machine crash from the first.  */
+    if (mrc == 0 && (s_sync_dir (dir, false) != 0 || (created && s_sync_dir (dir, true) != 0))) {
+        s_log (self, DIPX_LOG_ERROR, "outbox %s: cannot sync its directory: %s", dir,
+               strerror (errno));
+        rc = DIPX_E_IO;
+        goto fail;
+    }
     if (mrc) {
         s_log (self, DIPX_LOG_ERROR, "outbox %s: %s", dir, mdb_strerror (mrc));
         rc = mrc == ENOENT || mrc == EACCES || mrc == ENOTDIR ? DIPX_E_IO : s_err (mrc);

@@ -6,3 +6,5 @@ dipx_test(test_outbox SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_outbox.c
   LIBS dipx_harness PkgConfig::LMDB TIMEOUT 300 LABELS integration)
 target_include_directories(test_outbox PRIVATE ${PROJECT_SOURCE_DIR}/client)
 add_dependencies(test_outbox dipxd)
+# test_outbox_dirs_synced sees libdipx's fsync calls.
+target_link_options(test_outbox PRIVATE -Wl,--wrap=fsync)

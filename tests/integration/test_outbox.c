@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <lmdb.h>
 
@@ -490,6 +492,55 @@ test_outbox_damaged (void **state)
     s_end (h);
 }
 
+/*  fsync is wrapped (-Wl,--wrap=fsync, outbox.cmake) so that a test can see
+    which directories libdipx makes durable (LMDB's own syncs are not
+    seen: they are in liblmdb).  */
+int __real_fsync (int fd);
+int __wrap_fsync (int fd);
+static char s_synced[8][PATH_MAX];
+static int s_nsynced;
+
+int
+__wrap_fsync (int fd)
+{
+    char link[64];
+    snprintf (link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink (link, s_synced[s_nsynced % 8], PATH_MAX - 1);
+    if (n > 0)
+        s_synced[s_nsynced++ % 8][n] = '\0';
+    return __real_fsync (fd);
+}
+
+static bool
+s_was_synced (const char *path)
+{
+    char real[PATH_MAX];
+    assert_non_null (realpath (path, real));
+    for (int i = 0; i < s_nsynced && i < 8; i++)
+        if (strcmp (s_synced[i], real) == 0)
+            return true;
+    return false;
+}
+
+/*  A new outbox's directory and the one it is in are synced once its files
+    are made: without that a power cut could lose their names, and with them
+    every send posted since.  */
+static void
+test_outbox_dirs_synced (void **state)
+{
+    (void) state;
+    harness_t *h = s_start ();
+    char box[600];
+    s_box_path (h, "outbox", box, sizeof box);
+    s_nsynced = 0;
+    dipx_client_t *police = NULL;
+    assert_int_equal (s_box_client (h, "police.test", box, 0, &police), 0);
+    assert_true (s_was_synced (box));
+    assert_true (s_was_synced (h->dir));
+    dipx_client_destroy (&police);
+    s_end (h);
+}
+
 /*  Answers that arrived but were not collected leave their sends in the
     outbox: a client destroyed first (as when the agency system stops)
     leaves them to the next client, which sends them again and returns the
@@ -653,6 +704,7 @@ main (void)
         cmocka_unit_test (test_outbox_damaged),
         cmocka_unit_test (test_uncollected_answers_kept),
         cmocka_unit_test (test_outbox_entry_damaged),
+        cmocka_unit_test (test_outbox_dirs_synced),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
