@@ -501,10 +501,15 @@ dipx__file_write (const char *path, const void *data, size_t len, unsigned mode,
         goto cleanup;
     if (tmp && rename (tmp, path) != 0)
         goto cleanup;
-    /* From here the new file is in place; a failed directory sync is still
-       reported, since the rename may not survive a crash.  */
-    made = NULL;
+    /* A new file whose directory cannot be synced is removed (its name
+       might not survive a crash; a retry must not find it there). A
+       replaced one cannot be: the old one is gone, so the error only says
+       the rename may not survive a crash.  */
+    if (tmp)
+        made = NULL;
     rc = s_sync_dir (path);
+    if (rc == 0)
+        made = NULL;
 cleanup:
     if (fd >= 0)
         close (fd);

@@ -115,7 +115,9 @@ int dipx__file_read (const char *path, size_t max, bool secret, char **out, size
 
 /*  Writes len bytes to path with mode, fsync'ing the file and its directory.
     how is DIPX__WRITE_NEW or DIPX__WRITE_ATOMIC. On failure nothing is left
-    behind and an existing file is intact. DIPX_E_EXISTS or DIPX_E_IO.  */
+    behind and an existing file is intact, except when only the directory
+    sync fails after DIPX__WRITE_ATOMIC has replaced the file: the new one is
+    then in place. DIPX_E_EXISTS, DIPX_E_IO or DIPX_E_NOMEM.  */
 int dipx__file_write (const char *path, const void *data, size_t len, unsigned mode, int how);
 
 #endif

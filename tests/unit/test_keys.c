@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -361,6 +362,42 @@ test_identity_generate (void **state)
     assert_null (b);
     dipx_identity_destroy (&b);
     dipx_identity_destroy (NULL);
+}
+
+/*  fsync is wrapped (-Wl,--wrap=fsync, keys.cmake) so that a test can make
+    the sync of a directory fail.  */
+int __real_fsync (int fd);
+int __wrap_fsync (int fd);
+static bool s_fail_dir_sync;
+
+int
+__wrap_fsync (int fd)
+{
+    struct stat st;
+    if (s_fail_dir_sync && fstat (fd, &st) == 0 && S_ISDIR (st.st_mode)) {
+        errno = EIO;
+        return -1;
+    }
+    return __real_fsync (fd);
+}
+
+/*  A new secret file whose directory cannot be synced is not left behind
+    (its name might not survive a crash), so saving again works.  */
+static void
+test_identity_dir_sync_fails (void **state)
+{
+    s_tmp_t *tmp = *state;
+    dipx_identity_t *a = dipx_identity_generate ("cjit.lambeth");
+    assert_non_null (a);
+    const char *path = s_path (tmp, "cjit.secret");
+    s_fail_dir_sync = true;
+    assert_int_equal (dipx_identity_save (a, path), DIPX_E_IO);
+    s_fail_dir_sync = false;
+    struct stat st;
+    assert_int_equal (lstat (path, &st), -1);
+    assert_int_equal (dipx_identity_save (a, path), 0);
+    assert_int_equal (s_mode (path), 0600);
+    dipx_identity_destroy (&a);
 }
 
 static void
@@ -1237,6 +1274,7 @@ main (void)
         cmocka_unit_test (test_identity_generate),
         cmocka_unit_test_setup_teardown (test_identity_save_load, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_identity_perm, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_identity_dir_sync_fails, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_identity_fixed, s_setup, s_teardown),
         cmocka_unit_test (test_identity_corrupt),
         cmocka_unit_test (test_card_round_trip),
