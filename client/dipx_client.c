@@ -141,6 +141,8 @@ typedef enum {
 typedef struct {
     int state;                 /* s_slot_state_t */
     bool sent;                 /* written to the current connection */
+    bool written;              /* written at least once, to any connection: an
+                                  answer before that answers nothing of ours */
     uint64_t wseq;             /* if so, the write number of its latest copy */
     uint8_t lost;              /* copies written again on this connection (s_lost_before) */
     bool waited;               /* dipx_client_send is waiting for this one */
@@ -463,7 +465,7 @@ s_write_owed (dipx_client_t *self)
             s_slot_t *s = &self->slots[order[k]];
             if (s_write (self, s->frame, s->frame_len))
                 return;
-            s->sent = true;
+            s->sent = s->written = true;
             s->wseq = ++self->wseq;
             /* Never full: a pending slot has one entry at most (s_lost_before
                takes the older ones out before a copy is written again).  */
@@ -952,7 +954,7 @@ s_on_answer (dipx_client_t *self, const uint8_t id[DIPX_ID_BYTES], int code, uin
 {
     char hex[33];
     int i = s_find (self, id);
-    if (i < 0 || self->slots[i].state != S_PENDING) {
+    if (i < 0 || self->slots[i].state != S_PENDING || !self->slots[i].written) {
         self->stats.unmatched++;
         s_hex (id, hex);
         s_log (self, DIPX_LOG_DEBUG, "answer for %s matches no pending send (ignored)", hex);

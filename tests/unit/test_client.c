@@ -1029,6 +1029,42 @@ test_lost_answer_resent (void **state)
     fb_destroy (&fb);
 }
 
+/*  An answer for a send that was never written (posted before WELCOME, so
+    held) answers nothing: it is ignored, and the send's answer is the one
+    the broker gives after it is written.  */
+static void
+test_answer_before_write_ignored (void **state)
+{
+    fx_t *fx = (fx_t *) *state;
+    fb_t fb;
+    fb_new (&fb, fx, 0);
+    dipx_options_t o = s_options (fx, fb.endpoint, 0);
+    dipx_client_t *c = NULL;
+    assert_int_equal (dipx_client_new (&o, &c), 0);
+    dipx_send_t m = s_message (PEER);
+    uint8_t id[16];
+    assert_int_equal (dipx_client_post (c, &m, "held", 4, id), 0);
+    dipx_frame_t f;
+    fb_expect (&fb, c, DIPX_CMD_HELLO, &f);
+    s_accept (&fb, id, 77); /* no WELCOME yet: the SEND is still held */
+    dipx__client_stats_t st;
+    uint64_t deadline = dipx_mono_ms () + WAIT_MS;
+    for (dipx__client_stats (c, &st); st.unmatched < 1; dipx__client_stats (c, &st)) {
+        assert_true (dipx_mono_ms () < deadline);
+        assert_false (fb_turn (&fb, c, 50));
+    }
+    dipx_result_t r;
+    assert_int_equal (dipx_client_result (c, 0, &r), DIPX_E_TIMEOUT);
+    fb_welcome (&fb, 0);
+    fb_expect (&fb, c, DIPX_CMD_SEND, &f);
+    s_accept (&fb, id, 78);
+    assert_int_equal (dipx_client_result (c, WAIT_MS, &r), 0);
+    assert_memory_equal (r.id, id, 16);
+    assert_int_equal (r.seq, 78);
+    dipx_client_destroy (&c);
+    fb_destroy (&fb);
+}
+
 /*  A broker that answers newest-first: each answer shows every older send
     as lost. A send is written again at most 3 times on one connection, so
     20 sends cost at most 57 copies more; before, 190 (N(N-1)/2).  */
@@ -1956,6 +1992,7 @@ main (void)
         cmocka_unit_test (test_id_hex),
         cmocka_unit_test_setup_teardown (test_session_and_send, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_lost_answer_resent, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_answer_before_write_ignored, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_lost_answers_bounded, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_deliver_ack, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_deliver_rejected, s_setup, s_teardown),
