@@ -276,6 +276,16 @@ dipx__outbox_open (const char *dir, const char *agency, dipx_log_fn *log, void *
         rc = DIPX_E_IO;
         goto fail;
     }
+    /* A directory someone else may write to (another owner, or group or
+       others with write permission) could have its files replaced or
+       removed under the client: the sends it holds are not safe there.  */
+    struct stat st;
+    if (fstat (self->lockfd, &st) != 0 || st.st_uid != geteuid () || (st.st_mode & 022)) {
+        s_log (self, DIPX_LOG_ERROR,
+               "outbox %s: owned by another user or writable by group or others; refused", dir);
+        rc = DIPX_E_PERM;
+        goto fail;
+    }
     if (flock (self->lockfd, LOCK_EX | LOCK_NB) != 0) {
         bool held = errno == EWOULDBLOCK;
         s_log (self, DIPX_LOG_ERROR, "outbox %s: %s", dir,

@@ -76,9 +76,10 @@ typedef struct {
     answers come through dipx_client_result. Returns 0 and *out (caller owns,
     dipx_client_destroy), DIPX_E_IO/_PERM/_SYNTAX for the identity or peers
     file, DIPX_E_BROKER_KEY, DIPX_E_INVAL, DIPX_E_NOMEM, DIPX_E_ZMQ; for the
-    outbox DIPX_E_IO (cannot create or open it), DIPX_E_BUSY (another client
-    has it open), DIPX_E_INVAL (another agency's), DIPX_E_CORRUPT,
-    DIPX_E_STORAGE.  */
+    outbox DIPX_E_IO (cannot create or open it), DIPX_E_PERM (an existing
+    directory owned by another user, or writable by group or others),
+    DIPX_E_BUSY (another client has it open), DIPX_E_INVAL (another
+    agency's), DIPX_E_CORRUPT, DIPX_E_STORAGE.  */
 DIPX_EXPORT int dipx_client_new (const dipx_options_t *options, dipx_client_t **out);
 
 /*  Closes the connection and frees everything, wiping keys. Frames already

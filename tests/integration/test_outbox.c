@@ -431,6 +431,19 @@ test_outbox_owner (void **state)
     snprintf (path, sizeof path, "%s/data.mdb", box);
     assert_int_equal (stat (path, &st), 0);
     assert_int_equal (st.st_mode & 0077, 0);
+    /* A directory others could write to, or another user's.  */
+    assert_int_equal (chmod (box, 0770), 0);
+    assert_int_equal (s_box_client (h, "police.test", box, 0, &first), DIPX_E_PERM);
+    assert_int_equal (chmod (box, 0702), 0);
+    assert_int_equal (s_box_client (h, "police.test", box, 0, &first), DIPX_E_PERM);
+    assert_int_equal (chmod (box, 0700), 0);
+    if (geteuid () == 0) {
+        assert_int_equal (chown (box, 65534, (gid_t) -1), 0);
+        assert_int_equal (s_box_client (h, "police.test", box, 0, &first), DIPX_E_PERM);
+        assert_int_equal (chown (box, 0, (gid_t) -1), 0);
+    }
+    assert_int_equal (s_box_client (h, "police.test", box, 0, &first), 0);
+    dipx_client_destroy (&first);
     /* A directory that cannot be made.  */
     snprintf (path, sizeof path, "%s/missing/outbox", h->dir);
     assert_int_equal (s_box_client (h, "police.test", path, 0, &first), DIPX_E_IO);
