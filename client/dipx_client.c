@@ -40,15 +40,17 @@
     except through the callback, and never a key or a payload byte.
 
     Outbox (dipx_outbox.c). With one, the outbox on disk, not the pending
-    table, is the list of unanswered sends: a post commits the envelope there
-    before it returns, and the pending table holds the oldest of them, up to
+    table, is the list of sends whose answers are not yet collected: a post
+    commits the envelope there before it returns, and the pending table
+    holds the oldest of them, up to
     DIPX_MAX_PENDING, fed from disk in post order whenever a slot is collected
     (box_next is the first entry not yet fed; every later entry is on disk
     only, so the table is full, or that entry waits for an earlier copy of its
     id, or a read failed and is retried). An entry is deleted when its answer
     is collected (s_collect), in a commit made before the call returns it, not
     when the answer arrives: an answer the application has been given is
-    never resent by a later client, and one it has not been given (the client
+    never resent by a later client (unless that delete failed; it is
+    logged), and one it has not been given (the client
     was destroyed, or the machine stopped, first) is resent by the next
     client, which returns the broker's answer to that resend. The broker
     answers a resend of the same bytes as it answered the first, so the
@@ -765,7 +767,7 @@ s_feed_one (uint64_t key, const uint8_t id[DIPX_ID_BYTES], const uint8_t *env, s
 
 /*  Moves outbox entries, in post order, into the pending table while it has
     room, and writes them if the session is ready. The outbox holds every
-    send not yet answered; the table holds the first of them, up to
+    send whose answer is not yet collected; the table holds the first of them, up to
     DIPX_MAX_PENDING.  */
 static void
 s_feed (dipx_client_t *self)
@@ -1500,7 +1502,7 @@ dipx_client_new (const dipx_options_t *o, dipx_client_t **out)
                                 &self->box);
         if (rc)
             goto fail;
-        /* What an earlier client left unanswered goes first, in post order,
+        /* What an earlier client left uncollected goes first, in post order,
            after this session's WELCOME (see s_flush).  */
         self->stats.outbox_reloaded = dipx__outbox_count (self->box);
         if (self->stats.outbox_reloaded)

@@ -131,9 +131,12 @@ s_write (dipx__outbox_t *self, s_write_fn *fn, void *arg)
 /* ---------------------------------------------------------------------------
    Open and close */
 
-/*  fsyncs the directory that holds path (path itself if dir): LMDB syncs
+/*  fsyncs the directory path, or the one that holds it (parent): LMDB syncs
     its files but never the directories their names are in, and a name lost
-    to a power cut loses what the file holds.  */
+    to a power cut loses what the file holds. A file system that cannot sync
+    a directory (EINVAL) has nothing to do; a parent this user may not read
+    (EACCES: mkdir needs only write and search) cannot be synced, and is
+    not.  */
 static int
 s_sync_dir (const char *path, bool parent)
 {
@@ -152,9 +155,11 @@ s_sync_dir (const char *path, bool parent)
     }
     int fd = open (buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
-        return -1;
-    int rc = fsync (fd);
+        return parent && errno == EACCES ? 0 : -1;
+    int rc = fsync (fd) == 0 || errno == EINVAL ? 0 : -1;
+    int err = errno;
     close (fd);
+    errno = err;
     return rc;
 }
 
@@ -264,8 +269,7 @@ dipx__outbox_open (const char *dir, const char *agency, dipx_log_fn *log, void *
         rc = DIPX_E_NOMEM;
         goto fail;
     }
-    bool created = mkdir (dir, 0700) == 0;
-    if (!created && errno != EEXIST) {
+    if (mkdir (dir, 0700) != 0 && errno != EEXIST) {
         s_log (self, DIPX_LOG_ERROR, "outbox %s: cannot create it: %s", dir, strerror (errno));
         rc = DIPX_E_IO;
         goto fail;
@@ -310,9 +314,11 @@ dipx__outbox_open (const char *dir, const char *agency, dipx_log_fn *log, void *
     }
     if (mrc == 0)
         mrc = s_write (self, s_open_txn, &o);
-    /* The files' names, and the directory's if it is new, made durable:
-       posts are promised to survive a machine crash from the first.  */
-    if (mrc == 0 && (s_sync_dir (dir, false) != 0 || (created && s_sync_dir (dir, true) != 0))) {
+    /* The files' names and the directory's made durable: posts are promised
+       to survive a machine crash from the first. The parent every time, not
+       only when mkdir made the directory here: an open that failed after
+       making it leaves it for the next.  */
+    if (mrc == 0 && (s_sync_dir (dir, false) != 0 || s_sync_dir (dir, true) != 0)) {
         s_log (self, DIPX_LOG_ERROR, "outbox %s: cannot sync its directory: %s", dir,
                strerror (errno));
         rc = DIPX_E_IO;

@@ -22,8 +22,9 @@ typedef struct dipx__outbox_t dipx__outbox_t;
 /*  Opens the outbox in directory dir for agency (its id), creating dir (0700)
     and the LMDB files (0600) if absent. Holds an exclusive lock on dir while
     open. Failures are reported through log (may be NULL). Returns 0 and *out
-    (caller owns, dipx__outbox_destroy); DIPX_E_IO (dir cannot be created or
-    opened), DIPX_E_BUSY (another client, in this process or another, has it
+    (caller owns, dipx__outbox_destroy); DIPX_E_IO (dir cannot be created,
+    opened or synced), DIPX_E_PERM (dir is another user's, or writable by
+    group or others), DIPX_E_BUSY (another client, in this process or another, has it
     open), DIPX_E_INVAL (it belongs to another agency), DIPX_E_NOMEM,
     DIPX_E_CORRUPT, DIPX_E_STORAGE.  */
 int dipx__outbox_open (const char *dir, const char *agency, dipx_log_fn *log, void *log_arg,
@@ -44,7 +45,9 @@ int dipx__outbox_put (dipx__outbox_t *self, const uint8_t id[DIPX_ID_BYTES], con
 int dipx__outbox_delete (dipx__outbox_t *self, const uint64_t *keys, size_t n);
 
 /*  Called by scan for one entry. The bytes are valid only during the call.
-    Returns true to take the entry and go on, false to stop before it.  */
+    Returns true to take the entry and go on, false to stop before it. It
+    must not put or delete: no write transaction may run inside the scan's
+    read transaction (the map could not grow).  */
 typedef bool (dipx__outbox_entry_fn) (uint64_t key, const uint8_t id[DIPX_ID_BYTES],
                                       const uint8_t *env, size_t env_len, void *arg);
 

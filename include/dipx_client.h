@@ -20,17 +20,18 @@
     through dipx_client_send or dipx_client_result). Each post and each
     deletion is committed to disk (fsync) before the call returns, so each
     answer collected costs one such commit. An answer that was collected is
-    never sent again; one that arrived but was not collected (the client was
-    destroyed, or the machine stopped, first) is sent again by the next
-    client, which returns the broker's answer to it. An entry found damaged
-    is not sent: its result is DIPX_E_CORRUPT, under the id stored with it.
-    Posts succeed while the broker is unreachable, up to 1,000,000
-    unanswered sends (not 1024), and a client created later on the same
-    directory, after the application or its machine restarted, sends what
-    is left: the same bytes under the same ids, in post order, so the broker
-    stores each once. The answers to those sends come through
-    dipx_client_result. The directory belongs to one agency and one client
-    at a time.
+    never sent again (unless that deletion failed, which is logged: the next
+    client then resends it, and the broker stores it once); one that arrived
+    but was not collected (the client was destroyed, or the machine stopped,
+    first) is sent again by the next client, which returns the broker's
+    answer to it. An entry found damaged is not sent: its result is
+    DIPX_E_CORRUPT, under the id stored with it. Posts succeed while the
+    broker is unreachable, up to 1,000,000 sends whose answers are not
+    collected (not 1024), and a client created later on the same directory,
+    after the application or its machine restarted, sends what is left: the
+    same bytes under the same ids, in post order, so the broker stores each
+    once. The answers to those sends come through dipx_client_result. The
+    directory belongs to one agency and one client at a time.
 */
 #ifndef DIPX_CLIENT_H_INCLUDED
 #define DIPX_CLIENT_H_INCLUDED
