@@ -348,6 +348,51 @@ test_more_than_pending (void **state)
     s_end (h);
 }
 
+/*  Posts a message the policy refuses (cjit -> police only) and one it
+    allows, in that order.  */
+static void
+s_post_bad_good (dipx_client_t *c, uint8_t bad_id[DIPX_MESSAGE_ID_BYTES],
+                 uint8_t good_id[DIPX_MESSAGE_ID_BYTES])
+{
+    dipx_send_t bad = s_msg ();
+    bad.type = "assessment_non_attendance";
+    dipx_send_t good = s_msg ();
+    assert_int_equal (dipx_client_post (c, &bad, "x", 1, bad_id), 0);
+    assert_int_equal (dipx_client_post (c, &good, "y", 1, good_id), 0);
+}
+
+/*  Collects the two answers to s_post_bad_good's posts: the refusal, with
+    its reason, and the acceptance.  */
+static void
+s_results_bad_good (dipx_client_t *c, const uint8_t *bad_id, const uint8_t *good_id)
+{
+    for (int k = 0; k < 2; k++) {
+        dipx_result_t r;
+        assert_int_equal (dipx_client_result (c, WAIT_MS, &r), 0);
+        if (memcmp (r.id, bad_id, DIPX_MESSAGE_ID_BYTES) == 0) {
+            assert_int_equal (r.code, DIPX_E_POLICY);
+            assert_true (r.reason[0] != '\0');
+        }
+        else {
+            assert_memory_equal (r.id, good_id, DIPX_MESSAGE_ID_BYTES);
+            assert_int_equal (r.code, 0);
+        }
+    }
+}
+
+/*  Checks that id is the one message cjit gets from police before a marker:
+    delivered once, and nothing else.  */
+static void
+s_delivered_only (dipx_client_t *police, dipx_client_t *cjit, const uint8_t *id)
+{
+    s_set_t ids;
+    s_set_init (&ids, 1);
+    memcpy (ids.ids[ids.n++], id, DIPX_MESSAGE_ID_BYTES);
+    s_recv_all (cjit, &ids, 1);
+    s_marker (police, cjit);
+    s_set_fini (&ids);
+}
+
 /*  A refused send leaves the outbox as an accepted one does: reopening does
     not send it again. Once with the broker up, once posted while it is down
     and answered after a restart of the agency system.  */
@@ -360,24 +405,9 @@ test_refused_leaves_outbox (void **state)
     s_box_path (h, "outbox", box, sizeof box);
     dipx_client_t *police = NULL;
     assert_int_equal (s_box_client (h, "police.test", box, 0, &police), 0);
-    dipx_send_t bad = s_msg ();
-    bad.type = "assessment_non_attendance"; /* cjit -> police only */
-    dipx_send_t good = s_msg ();
     uint8_t bad_id[DIPX_MESSAGE_ID_BYTES], good_id[DIPX_MESSAGE_ID_BYTES];
-    assert_int_equal (dipx_client_post (police, &bad, "x", 1, bad_id), 0);
-    assert_int_equal (dipx_client_post (police, &good, "y", 1, good_id), 0);
-    for (int k = 0; k < 2; k++) {
-        dipx_result_t r;
-        assert_int_equal (dipx_client_result (police, WAIT_MS, &r), 0);
-        if (memcmp (r.id, bad_id, sizeof bad_id) == 0) {
-            assert_int_equal (r.code, DIPX_E_POLICY);
-            assert_true (r.reason[0] != '\0');
-        }
-        else {
-            assert_memory_equal (r.id, good_id, sizeof good_id);
-            assert_int_equal (r.code, 0);
-        }
-    }
+    s_post_bad_good (police, bad_id, good_id);
+    s_results_bad_good (police, bad_id, good_id);
     assert_int_equal (s_stats (police).outbox, 0);
     dipx_client_destroy (&police);
     assert_int_equal (s_box_client (h, "police.test", box, 0, &police), 0);
@@ -387,6 +417,8 @@ test_refused_leaves_outbox (void **state)
     /* Posted while the broker is down, refused after the restart.  */
     harness_stop (h, SIGTERM);
     assert_int_equal (s_box_client (h, "police.test", box, 0, &police), 0);
+    dipx_send_t bad = s_msg ();
+    bad.type = "assessment_non_attendance"; /* cjit -> police only */
     assert_int_equal (dipx_client_post (police, &bad, "z", 1, bad_id), 0);
     dipx_client_destroy (&police);
     assert_int_equal (harness_start (h), 0);
@@ -568,12 +600,8 @@ test_uncollected_answers_kept (void **state)
     s_box_path (h, "outbox", box, sizeof box);
     dipx_client_t *police = NULL;
     assert_int_equal (s_box_client (h, "police.test", box, 0, &police), 0);
-    dipx_send_t bad = s_msg ();
-    bad.type = "assessment_non_attendance"; /* cjit -> police only */
-    dipx_send_t good = s_msg ();
     uint8_t bad_id[DIPX_MESSAGE_ID_BYTES], good_id[DIPX_MESSAGE_ID_BYTES];
-    assert_int_equal (dipx_client_post (police, &bad, "x", 1, bad_id), 0);
-    assert_int_equal (dipx_client_post (police, &good, "y", 1, good_id), 0);
+    s_post_bad_good (police, bad_id, good_id);
     uint64_t deadline = dipx_mono_ms () + WAIT_MS;
     while (s_stats (police).uncollected < 2 && dipx_mono_ms () < deadline)
         assert_int_equal (dipx__client_pump (police, 100), 0);
@@ -583,29 +611,15 @@ test_uncollected_answers_kept (void **state)
 
     assert_int_equal (s_box_client (h, "police.test", box, 0, &police), 0);
     assert_int_equal (s_stats (police).outbox_reloaded, 2);
-    for (int k = 0; k < 2; k++) {
-        dipx_result_t r;
-        assert_int_equal (dipx_client_result (police, WAIT_MS, &r), 0);
-        if (memcmp (r.id, bad_id, sizeof bad_id) == 0)
-            assert_int_equal (r.code, DIPX_E_POLICY);
-        else {
-            assert_memory_equal (r.id, good_id, sizeof good_id);
-            assert_int_equal (r.code, 0);
-        }
-    }
+    s_results_bad_good (police, bad_id, good_id);
     assert_int_equal (s_stats (police).outbox, 0);
     dipx_client_t *cjit = s_client (h, "cjit.test", 256);
-    s_set_t ids;
-    s_set_init (&ids, 1);
-    memcpy (ids.ids[ids.n++], good_id, sizeof good_id);
-    s_recv_all (cjit, &ids, 1);
-    s_marker (police, cjit);
+    s_delivered_only (police, cjit, good_id);
     dipx_client_destroy (&police);
     assert_int_equal (s_box_client (h, "police.test", box, 0, &police), 0);
     assert_int_equal (s_stats (police).outbox_reloaded, 0);
     dipx_client_destroy (&police);
     dipx_client_destroy (&cjit);
-    s_set_fini (&ids);
     s_end (h);
 }
 
@@ -683,14 +697,9 @@ test_outbox_entry_damaged (void **state)
     assert_int_equal (s_stats (police).unmatched, 0);
     /* Only the second reached the broker.  */
     dipx_client_t *cjit = s_client (h, "cjit.test", 256);
-    s_set_t ids;
-    s_set_init (&ids, 1);
-    memcpy (ids.ids[ids.n++], second, sizeof second);
-    s_recv_all (cjit, &ids, 1);
-    s_marker (police, cjit);
+    s_delivered_only (police, cjit, second);
     dipx_client_destroy (&police);
     dipx_client_destroy (&cjit);
-    s_set_fini (&ids);
 
     /* The largest key: the next would wrap to 0.  */
     s_box_open (box, &env, &txn, &dbi);

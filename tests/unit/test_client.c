@@ -937,6 +937,20 @@ s_accept (fb_t *fb, const uint8_t id[16], uint64_t seq)
     fb_send (fb, &a);
 }
 
+/*  Runs the client, with no frame from it, until it has counted n answers
+    that matched no send; returns its counters.  */
+static dipx__client_stats_t
+s_wait_unmatched (fb_t *fb, dipx_client_t *c, uint64_t n)
+{
+    dipx__client_stats_t st;
+    uint64_t deadline = dipx_mono_ms () + WAIT_MS;
+    for (dipx__client_stats (c, &st); st.unmatched < n; dipx__client_stats (c, &st)) {
+        assert_true (dipx_mono_ms () < deadline);
+        assert_false (fb_turn (fb, c, 50));
+    }
+    return st;
+}
+
 /*  No frame from the client for ms (it is run meanwhile).  */
 static void
 s_quiet (fb_t *fb, dipx_client_t *c, int ms)
@@ -1018,11 +1032,7 @@ test_lost_answer_resent (void **state)
     assert_int_equal (dipx_client_result (c, WAIT_MS, &r), 0);
     assert_memory_equal (r.id, d, 16);
     s_quiet (&fb, c, 300);
-    uint64_t deadline = dipx_mono_ms () + WAIT_MS;
-    for (dipx__client_stats (c, &st); st.unmatched < 1; dipx__client_stats (c, &st)) {
-        assert_true (dipx_mono_ms () < deadline);
-        assert_false (fb_turn (&fb, c, 50));
-    }
+    st = s_wait_unmatched (&fb, c, 1);
     assert_int_equal (st.resent, 2);
     assert_int_equal (st.unmatched, 1);
     dipx_client_destroy (&c);
@@ -1047,12 +1057,7 @@ test_answer_before_write_ignored (void **state)
     dipx_frame_t f;
     fb_expect (&fb, c, DIPX_CMD_HELLO, &f);
     s_accept (&fb, id, 77); /* no WELCOME yet: the SEND is still held */
-    dipx__client_stats_t st;
-    uint64_t deadline = dipx_mono_ms () + WAIT_MS;
-    for (dipx__client_stats (c, &st); st.unmatched < 1; dipx__client_stats (c, &st)) {
-        assert_true (dipx_mono_ms () < deadline);
-        assert_false (fb_turn (&fb, c, 50));
-    }
+    s_wait_unmatched (&fb, c, 1);
     dipx_result_t r;
     assert_int_equal (dipx_client_result (c, 0, &r), DIPX_E_TIMEOUT);
     fb_welcome (&fb, 0);
